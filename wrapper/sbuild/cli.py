@@ -1,0 +1,71 @@
+"""sbuild's command line: parse, call one core function, render, map errors to exit codes.
+
+`sbuild [OPTIONS] [PATH]` is `docker buildx build`; `sbuild stages` and `sbuild warm` are commands
+of their own. The build path avoids importing anything heavy: its start-up adds to every build.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+
+from . import __version__
+from .errors import SbuildError
+
+SUBCOMMANDS = ("stages", "warm")
+
+
+def _fail(e: SbuildError) -> int:
+    sys.stderr.write(f"error: {e.message}\n")
+    return e.exit_code
+
+
+def build_main(argv: list[str]) -> int:
+    from . import flags
+
+    cmd = flags.parse(argv)
+    if cmd.flag("help"):
+        sys.stdout.write(flags.help_text())
+        return 0
+    from . import build
+
+    outcome = build.run(cmd)
+    return outcome.exit_code
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    _setup_logging()
+    try:
+        if args in (["--version"], ["version"]):
+            sys.stdout.write(f"sbuild {__version__}\n")
+            return 0
+        if args and args[0] in SUBCOMMANDS:
+            from .commands import cli_group
+
+            return cli_group(args)
+        if args and args[0] == "build":
+            args = args[1:]
+        return build_main(args)
+    except SbuildError as e:
+        return _fail(e)
+    except KeyboardInterrupt:
+        sys.stderr.write("error: interrupted\n")
+        return 130
+    except BrokenPipeError:
+        return 141
+
+
+def _setup_logging() -> None:
+    import os
+
+    level = os.environ.get("SBUILD_LOG", "").upper()
+    if level:
+        import logging
+
+        logging.basicConfig(level=getattr(logging, level, logging.DEBUG), format="sbuild: %(message)s",
+                            stream=sys.stderr)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,48 @@
+"""sbuild's typed errors. Each carries its exit code and a one-line message that says what to do."""
+
+from __future__ import annotations
+
+
+class SbuildError(Exception):
+    exit_code = 1
+
+    def __init__(self, message: str, *, evidence: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        self.evidence = evidence  # what we saw (command output), for --debug and the report
+
+
+class UsageError(SbuildError):
+    """Bad command line or input files: exit 2, as click and getopt do."""
+
+    exit_code = 2
+
+
+class DockerNotFound(SbuildError):
+    exit_code = 127
+
+
+class BuildxMissing(SbuildError):
+    exit_code = 127
+
+
+class DaemonUnreachable(SbuildError):
+    exit_code = 1
+
+
+class DockerfileError(UsageError):
+    """A Dockerfile BuildKit would reject (with the line, when BuildKit names one)."""
+
+    def __init__(self, message: str, *, line: int | None = None, file: str = "Dockerfile") -> None:
+        super().__init__(message)
+        self.line = line
+        self.file = file
+
+
+class Interrupted(SbuildError):
+    def __init__(self, signum: int) -> None:
+        import signal
+
+        name = signal.Signals(signum).name
+        super().__init__(f"interrupted by {name}: build canceled")
+        self.exit_code = 128 + signum

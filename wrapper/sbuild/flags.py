@@ -1,0 +1,250 @@
+"""The command line of `docker buildx build` (buildx 0.13), parsed as buildx's pflag parses it.
+
+Pure: argv in, a frozen `BuildCommand` out. sbuild mirrors every buildx flag (visible, experimental
+and the hidden `docker build` compatibility ones) so it can stand in for `docker build` anywhere, and
+adds its own. click is not used for this command because pflag semantics (`--pull=false`, `-tNAME`,
+`-qt NAME`, comma lists) are what scripts written for docker rely on.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from .errors import UsageError
+
+Kind = Literal["bool", "string", "array", "list"]  # list = pflag "strings" (comma-separated, repeatable)
+
+
+@dataclass(frozen=True)
+class Flag:
+    name: str
+    kind: Kind
+    help: str
+    short: str | None = None
+    metavar: str = ""
+    hidden: bool = False  # accepted by buildx, not shown in its --help
+    experimental: bool = False  # shown by buildx only with BUILDX_EXPERIMENTAL=1
+    sbuild: bool = False  # sbuild's own flag, never passed to buildx
+
+
+def _f(name: str, kind: Kind, help: str, short: str | None = None, metavar: str = "", **kw: bool) -> Flag:
+    return Flag(name, kind, help, short, metavar, **kw)
+
+
+# `docker buildx build --help` of buildx 0.13.1, in its order (tests/test_flags.py checks the list
+# against the real help output when an engine is present).
+BUILDX_FLAGS: tuple[Flag, ...] = (
+    _f("add-host", "list", 'Add a custom host-to-IP mapping (format: "host:ip")', metavar="strings"),
+    _f("allow", "list", 'Allow extra privileged entitlement (e.g., "network.host", "security.insecure")',
+       metavar="strings"),
+    _f("annotation", "array", "Add annotation to the image", metavar="stringArray"),
+    _f("attest", "array", 'Attestation parameters (format: "type=sbom,generator=image")', metavar="stringArray"),
+    _f("build-arg", "array", "Set build-time variables", metavar="stringArray"),
+    _f("build-context", "array", "Additional build contexts (e.g., name=path)", metavar="stringArray"),
+    _f("builder", "string", "Override the configured builder instance", metavar="string"),
+    _f("cache-from", "array", 'External cache sources (e.g., "user/app:cache", "type=local,src=path/to/dir")',
+       metavar="stringArray"),
+    _f("cache-to", "array", 'Cache export destinations (e.g., "user/app:cache", "type=local,dest=path/to/dir")',
+       metavar="stringArray"),
+    _f("cgroup-parent", "string", 'Set the parent cgroup for the "RUN" instructions during build', metavar="string"),
+    _f("detach", "bool", "Detach buildx server (supported only on linux)", experimental=True),
+    _f("file", "string", 'Name of the Dockerfile (default: "PATH/Dockerfile")', short="f", metavar="string"),
+    _f("iidfile", "string", "Write the image ID to the file", metavar="string"),
+    _f("label", "array", "Set metadata for an image", metavar="stringArray"),
+    _f("load", "bool", 'Shorthand for "--output=type=docker"'),
+    _f("metadata-file", "string", "Write build result metadata to the file", metavar="string"),
+    _f("network", "string", 'Set the networking mode for the "RUN" instructions during build (default "default")',
+       metavar="string"),
+    _f("no-cache", "bool", "Do not use cache when building the image"),
+    _f("no-cache-filter", "array", "Do not cache specified stages", metavar="stringArray"),
+    _f("output", "array", 'Output destination (format: "type=local,dest=path")', short="o", metavar="stringArray"),
+    _f("platform", "array", "Set target platform for build", metavar="stringArray"),
+    _f("print", "string", "Print result of information request (e.g., outline, targets)", metavar="string",
+       experimental=True),
+    _f("progress", "string", 'Set type of progress output ("auto", "plain", "tty", "quiet", "rawjson")',
+       metavar="string"),
+    _f("provenance", "string", 'Shorthand for "--attest=type=provenance"', metavar="string"),
+    _f("pull", "bool", "Always attempt to pull all referenced images"),
+    _f("push", "bool", 'Shorthand for "--output=type=registry"'),
+    _f("quiet", "bool", "Suppress the build output and print image ID on success", short="q"),
+    _f("root", "string", "Specify root directory of server to connect", metavar="string", experimental=True),
+    _f("sbom", "string", 'Shorthand for "--attest=type=sbom"', metavar="string"),
+    _f("secret", "array", 'Secret to expose to the build (format: "id=mysecret[,src=/local/secret]")',
+       metavar="stringArray"),
+    _f("server-config", "string", "Specify buildx server config file", metavar="string", experimental=True),
+    _f("shm-size", "string", "Shared memory size for build containers", metavar="bytes"),
+    _f("ssh", "array", 'SSH agent socket or keys to expose to the build (format: "default|<id>[=<socket>|<key>[,<key>]]")',
+       metavar="stringArray"),
+    _f("tag", "array", 'Name and optionally a tag (format: "name:tag")', short="t", metavar="stringArray"),
+    _f("target", "string", "Set the target build stage to build", metavar="string"),
+    _f("ulimit", "array", "Ulimit options (default [])", metavar="ulimit"),
+    # Hidden: `docker build` (legacy builder) flags that buildx accepts and ignores or warns about.
+    _f("compress", "bool", "Compress the build context using gzip", hidden=True),
+    _f("cpu-period", "string", "Limit the CPU CFS period", hidden=True),
+    _f("cpu-quota", "string", "Limit the CPU CFS quota", hidden=True),
+    _f("cpu-shares", "string", "CPU shares (relative weight)", short="c", hidden=True),
+    _f("cpuset-cpus", "string", "CPUs in which to allow execution", hidden=True),
+    _f("cpuset-mems", "string", "MEMs in which to allow execution", hidden=True),
+    _f("force-rm", "bool", "Always remove intermediate containers", hidden=True),
+    _f("isolation", "string", "Container isolation technology", hidden=True),
+    _f("memory", "string", "Memory limit", short="m", hidden=True),
+    _f("memory-swap", "string", "Swap limit equal to memory plus swap", hidden=True),
+    _f("rm", "bool", "Remove intermediate containers after a successful build", hidden=True),
+    _f("security-opt", "list", "Security options", hidden=True),
+    _f("squash", "bool", "Squash newly built layers into a single new layer", hidden=True),
+)
+
+SBUILD_FLAGS: tuple[Flag, ...] = (
+    _f("stage", "list", "Build these stages and what they need, in one session (repeatable or a,b)",
+       metavar="NAME", sbuild=True),
+    _f("deploy-stage", "string", "The stage that is shipped: gets the tags and outputs (default: the last)",
+       metavar="NAME", sbuild=True),
+    _f("report", "string", "Write a JSON report of the build (per stage: steps, cache, time)", metavar="FILE",
+       sbuild=True),
+    _f("summary", "string", "Write the report as a markdown table (also to $GITHUB_STEP_SUMMARY)",
+       metavar="FILE", sbuild=True),
+    _f("trace", "string", "Write a Chrome trace-event JSON of the build (Perfetto, chrome://tracing)",
+       metavar="FILE", sbuild=True),
+    _f("help", "bool", "Show this help and exit", short="h", sbuild=True),
+)
+
+ALL_FLAGS: tuple[Flag, ...] = BUILDX_FLAGS + SBUILD_FLAGS
+_BY_NAME = {f.name: f for f in ALL_FLAGS}
+_BY_SHORT = {f.short: f for f in ALL_FLAGS if f.short}
+
+_TRUE = {"1", "t", "T", "TRUE", "true", "True"}
+_FALSE = {"0", "f", "F", "FALSE", "false", "False"}
+
+
+@dataclass(frozen=True)
+class BuildCommand:
+    """One parsed `sbuild [OPTIONS] [PATH]` command line."""
+
+    # (flag, value) in the order given; bools carry "true"/"false".
+    options: tuple[tuple[Flag, str], ...]
+    context: str
+    context_given: bool = True
+    _index: dict[str, list[str]] = field(default_factory=dict, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        for flag, value in self.options:
+            values = self._index.setdefault(flag.name, [])
+            if flag.kind == "list":
+                values.extend(v for v in value.split(",") if v)
+            else:
+                values.append(value)
+
+    def values(self, name: str) -> list[str]:
+        return list(self._index.get(name, []))
+
+    def value(self, name: str) -> str | None:
+        """The last value given (pflag: the last one wins for scalar flags)."""
+        vals = self._index.get(name)
+        return vals[-1] if vals else None
+
+    def flag(self, name: str) -> bool:
+        return self.value(name) == "true"
+
+    def has(self, name: str) -> bool:
+        return name in self._index
+
+    def buildx_args(self, *, drop: frozenset[str] = frozenset()) -> list[str]:
+        """The buildx flags as `--name=value` (unambiguous whatever the value looks like)."""
+        out: list[str] = []
+        for flag, value in self.options:
+            if flag.sbuild or flag.name in drop:
+                continue
+            out.append(f"--{flag.name}" if (flag.kind == "bool" and value == "true") else f"--{flag.name}={value}")
+        return out
+
+
+def _parse_bool(flag: Flag, value: str) -> str:
+    if value in _TRUE:
+        return "true"
+    if value in _FALSE:
+        return "false"
+    raise UsageError(f'invalid argument "{value}" for "--{flag.name}" flag: strconv.ParseBool: parsing '
+                     f'"{value}": invalid syntax')
+
+
+def parse(argv: list[str]) -> BuildCommand:
+    """Parse like pflag with interspersed arguments: flags may come before or after PATH."""
+    options: list[tuple[Flag, str]] = []
+    positional: list[str] = []
+    i = 0
+    n = len(argv)
+    while i < n:
+        arg = argv[i]
+        i += 1
+        if arg == "--":
+            positional.extend(argv[i:])
+            break
+        if arg.startswith("--"):
+            name, eq, inline = arg[2:].partition("=")
+            flag = _BY_NAME.get(name)
+            if flag is None:
+                raise UsageError(f"unknown flag: --{name}")
+            if flag.kind == "bool":
+                options.append((flag, _parse_bool(flag, inline) if eq else "true"))
+            elif eq:
+                options.append((flag, inline))
+            elif i < n:
+                options.append((flag, argv[i]))
+                i += 1
+            else:
+                raise UsageError(f"flag needs an argument: --{name}")
+        elif arg.startswith("-") and arg != "-":
+            j = 1
+            while j < len(arg):
+                ch = arg[j]
+                flag = _BY_SHORT.get(ch)
+                if flag is None:
+                    raise UsageError(f"unknown shorthand flag: '{ch}' in {arg}")
+                rest = arg[j + 1:]
+                if flag.kind == "bool":
+                    if rest.startswith("="):
+                        options.append((flag, _parse_bool(flag, rest[1:])))
+                        break
+                    options.append((flag, "true"))
+                    j += 1
+                    continue
+                if rest:
+                    options.append((flag, rest[1:] if rest.startswith("=") else rest))
+                elif i < n:
+                    options.append((flag, argv[i]))
+                    i += 1
+                else:
+                    raise UsageError(f"flag needs an argument: '{ch}' in -{ch}")
+                break
+        else:
+            positional.append(arg)
+    if len(positional) > 1:
+        raise UsageError(f'"sbuild" requires at most 1 argument (PATH | URL | -), got {len(positional)}: '
+                         f"{' '.join(positional)}")
+    return BuildCommand(tuple(options), positional[0] if positional else ".", bool(positional))
+
+
+def help_text(prog: str = "sbuild") -> str:
+    lines = [
+        f"Usage: {prog} [OPTIONS] [PATH | URL | -]",
+        f"       {prog} stages [PATH] [-f FILE] [--build-arg K=V] [--json]",
+        "",
+        "Build like `docker buildx build` (PATH defaults to .), with per-stage progress and reports.",
+        "",
+        "sbuild options:",
+    ]
+    lines += _rows(SBUILD_FLAGS)
+    lines += ["", "docker buildx build options (same meaning as in buildx 0.13):"]
+    lines += _rows(tuple(f for f in BUILDX_FLAGS if not f.hidden))
+    lines += ["", "Commands:", "  stages    List the stages of a Dockerfile and what each needs", "",
+              f"  {prog} --version   Show the version"]
+    return "\n".join(lines) + "\n"
+
+
+def _rows(flags: tuple[Flag, ...]) -> list[str]:
+    rows = []
+    for f in flags:
+        short = f"-{f.short}, " if f.short else "    "
+        rows.append(f"  {short}--{f.name} {f.metavar}".ljust(40) + f.help)
+    return rows

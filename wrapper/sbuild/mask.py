@@ -1,0 +1,73 @@
+"""Keep secret values out of everything sbuild writes: terminal, report, summary, trace, logs.
+
+Secret: the value of a build arg whose name says token, password, secret, key (or similar), the
+source of a `--secret` (its `src=`/`env=` and, for env secrets, the variable's value), and the
+credentials in a URL. They are replaced by `****` wherever they occur.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterable
+
+MASK = "****"
+_SECRET_NAME = re.compile(r"token|passw|pwd|secret|key|credential|auth|api_?key|private", re.I)
+_URL_CREDS = re.compile(r"(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<creds>[^/@\s:]+(?::[^/@\s]*)?)@")
+
+
+def is_secret_name(name: str) -> bool:
+    return bool(_SECRET_NAME.search(name))
+
+
+class Masker:
+    def __init__(self, values: Iterable[str] = ()) -> None:
+        # Longest first, so a secret containing another is masked whole. Very short values would
+        # mask ordinary text everywhere; such a value is still masked where it stands as a flag value.
+        self._values = sorted({v for v in values if len(v) >= 3}, key=len, reverse=True)
+
+    @classmethod
+    def for_build(cls, build_args: Iterable[str], secrets: Iterable[str]) -> Masker:
+        values: list[str] = []
+        for kv in build_args:
+            name, eq, value = kv.partition("=")
+            if not eq:
+                value = os.environ.get(name, "")  # `--build-arg NAME` takes it from the environment
+            if is_secret_name(name) and value:
+                values.append(value)
+        for spec in secrets:
+            for part in spec.split(","):
+                k, _, v = part.partition("=")
+                if k in ("src", "source") and v:
+                    values.append(v)
+                elif k == "env" and v:
+                    values.append(v)
+                    if os.environ.get(v):
+                        values.append(os.environ[v])
+        return cls(values)
+
+    def text(self, s: str) -> str:
+        for v in self._values:
+            if v in s:
+                s = s.replace(v, MASK)
+        if "://" in s:
+            s = _URL_CREDS.sub(lambda m: m.group("scheme") + MASK + "@", s)
+        return s
+
+    def args(self, argv: Iterable[str]) -> list[str]:
+        """Mask a docker command line: secret build-arg values and --secret sources, whatever their length."""
+        out = []
+        for a in argv:
+            for prefix in ("--build-arg=",):
+                if a.startswith(prefix):
+                    name, eq, _ = a[len(prefix):].partition("=")
+                    if eq and is_secret_name(name):
+                        a = f"{prefix}{name}={MASK}"
+            if a.startswith("--secret="):
+                parts = []
+                for part in a[len("--secret="):].split(","):
+                    k, eq, v = part.partition("=")
+                    parts.append(f"{k}={MASK}" if k in ("src", "source", "env") and eq else part)
+                a = "--secret=" + ",".join(parts)
+            out.append(self.text(a))
+        return out

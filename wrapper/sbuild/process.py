@@ -1,0 +1,155 @@
+"""The one module that runs Docker. Everything else is pure.
+
+Builds run `docker buildx build … --progress=rawjson` as a child in its own process group; its
+stderr (the progress stream) is read in chunks and handed to a callback, its stdout (`-q`,
+`--output -`) goes straight to ours. Ctrl-C / SIGTERM are forwarded to the whole group, so the
+buildx plugin process (a child of `docker`) is never left behind.
+"""
+
+from __future__ import annotations
+
+import codecs
+import logging
+import os
+import re
+import shlex
+import shutil
+import signal
+import subprocess
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import IO
+
+from .errors import BuildxMissing, DaemonUnreachable, DockerNotFound, Interrupted, SbuildError
+from .mask import Masker
+
+log = logging.getLogger("sbuild")
+
+CANCEL_GRACE_S = 10.0  # after a forwarded signal, how long buildx gets to cancel the solve
+
+_BUILDX_MISSING = re.compile(r"'buildx' is not a docker command|unknown command: docker buildx|"
+                             r"docker: unknown command.*buildx")
+_DAEMON_DOWN = re.compile(r"Cannot connect to the Docker daemon|error during connect|"
+                          r"dial unix [^:]+: connect: (no such file|connection refused|permission denied)")
+
+
+def docker_bin() -> str:
+    path = shutil.which("docker")
+    if path is None:
+        raise DockerNotFound("docker CLI not found on PATH: install Docker with buildx "
+                             "(on Debian/Ubuntu: scripts/setup-engine)")
+    return path
+
+
+def _daemon_address() -> str:
+    return os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    exit_code: int
+    signal: int | None = None
+
+
+def diagnose(exit_code: int, text: str) -> SbuildError | None:
+    """Turn what a failed docker call printed into a typed error, for failures that are not the build's."""
+    if _BUILDX_MISSING.search(text):
+        return BuildxMissing("docker buildx plugin not found: install it (docker-buildx package, "
+                             "or run scripts/setup-engine)", evidence=text)
+    if _DAEMON_DOWN.search(text):
+        addr = _daemon_address()
+        how = "DOCKER_HOST" if os.environ.get("DOCKER_HOST") else "the default socket"
+        return DaemonUnreachable(f"cannot reach the Docker daemon at {addr} ({how}): is dockerd running? "
+                                 "(scripts/setup-engine starts one)", evidence=text)
+    return None
+
+
+def run_build(
+    args: Sequence[str],
+    on_output: Callable[[str], None],
+    *,
+    masker: Masker,
+    stdin: IO[bytes] | int | None = None,
+    env: dict[str, str] | None = None,
+    subcommand: Sequence[str] = ("buildx", "build"),
+) -> BuildResult:
+    """Run `docker buildx build ARGS` (or another buildx subcommand) streaming stderr to on_output."""
+    cmd = [docker_bin(), *subcommand, *args]
+    log.debug("run: %s", masker.text(shlex.join(cmd)))
+    try:
+        proc = subprocess.Popen(cmd, stdin=stdin, stderr=subprocess.PIPE, env=env, start_new_session=True)
+    except OSError as e:
+        raise DockerNotFound(f"cannot run {cmd[0]}: {e.strerror}") from e
+    received: list[int] = []
+
+    def forward(signum: int, _frame: object) -> None:
+        received.append(signum)
+        _signal_group(proc, signum)
+
+    old = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
+    assert proc.stderr is not None
+    fd = proc.stderr.fileno()
+    decoder = codecs.getincrementaldecoder("utf-8")("replace")
+    try:
+        while True:
+            chunk = os.read(fd, 1 << 16)  # EINTR is retried by Python after `forward` ran
+            if not chunk:
+                break
+            on_output(decoder.decode(chunk))
+        tail = decoder.decode(b"", final=True)
+        if tail:
+            on_output(tail)
+        code = _wait(proc, received)
+    except BaseException:
+        # Anything going wrong in sbuild itself must not leave buildx running.
+        _signal_group(proc, signal.SIGTERM)
+        _wait(proc, [signal.SIGTERM])
+        raise
+    finally:
+        proc.stderr.close()
+        for s, h in old.items():
+            signal.signal(s, h)
+    if received:
+        return BuildResult(code, received[0])
+    return BuildResult(code)
+
+
+def _signal_group(proc: subprocess.Popen[bytes], signum: int) -> None:
+    try:
+        os.killpg(proc.pid, signum)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _wait(proc: subprocess.Popen[bytes], received: list[int]) -> int:
+    if not received:
+        return proc.wait()
+    try:
+        return proc.wait(timeout=CANCEL_GRACE_S)
+    except subprocess.TimeoutExpired:
+        log.warning("buildx did not stop within %.0f s of %s; killing it", CANCEL_GRACE_S,
+                    signal.Signals(received[0]).name)
+        _signal_group(proc, signal.SIGKILL)
+        return proc.wait()
+
+
+def raise_if_interrupted(result: BuildResult) -> None:
+    if result.signal is not None:
+        raise Interrupted(result.signal)
+
+
+def run_capture(args: Sequence[str], *, masker: Masker | None = None, timeout: float = 60.0,
+                input: bytes | None = None) -> subprocess.CompletedProcess[str]:
+    """Run `docker ARGS` and capture its output; raise a typed error if Docker itself is not usable."""
+    cmd = [docker_bin(), *args]
+    log.debug("run: %s", (masker or Masker()).text(shlex.join(cmd)))
+    try:
+        cp = subprocess.run(cmd, input=input.decode() if input is not None else None, capture_output=True,
+                            text=True, timeout=timeout)
+    except subprocess.TimeoutExpired as e:
+        raise SbuildError(f"`docker {' '.join(args[:2])}` did not answer within {timeout:.0f} s") from e
+    if cp.returncode != 0:
+        err = diagnose(cp.returncode, cp.stderr)
+        if err is not None:
+            raise err
+    return cp

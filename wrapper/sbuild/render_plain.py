@@ -1,0 +1,96 @@
+"""Render the progress stream as buildx's `--progress=plain` does (CI logs, non-terminals)."""
+
+from __future__ import annotations
+
+from typing import TextIO
+
+from .mask import Masker
+from .progress import LogLine, Status, Step, Update, Warning_
+
+FAILURE_TAIL = 20  # lines of a failed step's output shown again at the end
+
+
+def human_size(n: int) -> str:
+    """docker's units.HumanSize (decimal, 3 significant digits): 233B, 2.05kB, 1.23MB."""
+    size = float(n)
+    for unit in ("B", "kB", "MB", "GB", "TB"):
+        if size < 1000 or unit == "TB":
+            return f"{size:.3g}{unit}"
+        size /= 1000
+    return f"{size:.3g}TB"
+
+
+class PlainRenderer:
+    def __init__(self, out: TextIO, masker: Masker) -> None:
+        self.out = out
+        self.mask = masker.text
+        self._numbers: dict[str, int] = {}
+        self._current: str | None = None
+        self._done: set[str] = set()
+        self._pending_text: list[str] = []  # buildx's own closing text, printed after the stream
+
+    def _header(self, step: Step) -> str:
+        num = self._numbers.get(step.digest)
+        if num is None:
+            num = self._numbers[step.digest] = len(self._numbers) + 1
+        if self._current != step.digest:
+            if self._current is not None:
+                self.out.write("\n")
+            self.out.write(f"#{num} {self.mask(step.name)}\n")
+            self._current = step.digest
+        return f"#{num}"
+
+    def update(self, u: Update) -> None:
+        kind, obj = u
+        if kind == "start":
+            assert isinstance(obj, Step)
+            self._header(obj)
+        elif kind == "log":
+            assert isinstance(obj, LogLine)
+            tag = self._header(obj.step)
+            self.out.write(f"{tag} {obj.at:.3f} {self.mask(obj.text)}\n")
+        elif kind == "status":
+            assert isinstance(obj, Status)
+            if obj.done:
+                tag = self._header(obj.step)
+                size = ""
+                if obj.total:
+                    size = f" {human_size(obj.current)} / {human_size(obj.total)}"
+                elif obj.current:
+                    size = f" {human_size(obj.current)}"
+                self.out.write(f"{tag} {self.mask(obj.id)}{size} done\n")
+        elif kind == "done":
+            assert isinstance(obj, Step)
+            if obj.digest in self._done and not obj.error:
+                return  # BuildKit re-ran an internal vertex; buildx reports it once
+            self._done.add(obj.digest)
+            tag = self._header(obj)
+            if obj.error:
+                word = "CANCELED" if "context canceled" in obj.error else f"ERROR: {self.mask(obj.error)}"
+                self.out.write(f"{tag} {word}\n")
+            elif obj.cached:
+                self.out.write(f"{tag} CACHED\n")
+            else:
+                self.out.write(f"{tag} DONE {obj.duration:.1f}s\n")
+        elif kind == "warning":
+            assert isinstance(obj, Warning_)
+            self._current = None
+            self.out.write(f"\nWARNING: {self.mask(obj.short)}\n")
+        elif kind == "text":
+            assert isinstance(obj, str)
+            self._pending_text.append(obj)
+        self.out.flush()
+
+    def finish(self, failed: list[Step]) -> None:
+        """After the stream: the failing steps' output (as buildx prints it), then buildx's own text."""
+        if self._current is not None:
+            self.out.write("\n")
+        for step in failed:
+            self.out.write("------\n")
+            self.out.write(f" > {self.mask(step.name)}:\n")
+            for line in list(step.logs)[-FAILURE_TAIL:]:
+                self.out.write(self.mask(line) + "\n")
+            self.out.write("------\n")
+        for line in self._pending_text:
+            self.out.write(self.mask(line) + "\n")
+        self.out.flush()
