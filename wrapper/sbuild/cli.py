@@ -35,7 +35,6 @@ def build_main(argv: list[str]) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
-    _setup_logging()
     try:
         if args in (["--version"], ["version"]):
             sys.stdout.write(f"sbuild {__version__}\n")
@@ -54,17 +53,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 141
-
-
-def _setup_logging() -> None:
-    import os
-
-    level = os.environ.get("SBUILD_LOG", "").upper()
-    if level:
-        import logging
-
-        logging.basicConfig(level=getattr(logging, level, logging.DEBUG), format="sbuild: %(message)s",
-                            stream=sys.stderr)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -8,16 +8,15 @@ adds its own. click is not used for this command because pflag semantics (`--pul
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from .errors import UsageError
 
 Kind = Literal["bool", "string", "array", "list"]  # list = pflag "strings" (comma-separated, repeatable)
 
 
-@dataclass(frozen=True)
-class Flag:
+class Flag(NamedTuple):
+    # NamedTuple, not a dataclass: dataclasses import `inspect`, ~8 ms on every build's start-up.
     name: str
     kind: Kind
     help: str
@@ -117,17 +116,16 @@ _TRUE = {"1", "t", "T", "TRUE", "true", "True"}
 _FALSE = {"0", "f", "F", "FALSE", "false", "False"}
 
 
-@dataclass(frozen=True)
 class BuildCommand:
-    """One parsed `sbuild [OPTIONS] [PATH]` command line."""
+    """One parsed `sbuild [OPTIONS] [PATH]` command line. Treat as immutable."""
 
-    # (flag, value) in the order given; bools carry "true"/"false".
-    options: tuple[tuple[Flag, str], ...]
-    context: str
-    context_given: bool = True
-    _index: dict[str, list[str]] = field(default_factory=dict, compare=False, repr=False)
+    __slots__ = ("_index", "context", "context_given", "options")
 
-    def __post_init__(self) -> None:
+    def __init__(self, options: tuple[tuple[Flag, str], ...], context: str, context_given: bool = True) -> None:
+        self.options = options  # (flag, value) in the order given; bools carry "true"/"false"
+        self.context = context
+        self.context_given = context_given
+        self._index: dict[str, list[str]] = {}
         for flag, value in self.options:
             values = self._index.setdefault(flag.name, [])
             if flag.kind == "list":

@@ -9,21 +9,33 @@ buildx plugin process (a child of `docker`) is never left behind.
 from __future__ import annotations
 
 import codecs
-import logging
 import os
 import re
 import shlex
-import shutil
 import signal
 import subprocess
+import sys
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import IO
+from typing import IO, NamedTuple
 
 from .errors import BuildxMissing, DaemonUnreachable, DockerNotFound, Interrupted, SbuildError
 from .mask import Masker
 
-log = logging.getLogger("sbuild")
+
+
+def debug(msg: str) -> None:
+    """Log to stderr when SBUILD_LOG is set (the logging module is not imported: start-up cost)."""
+    if os.environ.get("SBUILD_LOG"):
+        sys.stderr.write(f"sbuild: {msg}\n")
+
+
+def which(name: str) -> str | None:
+    """shutil.which without importing shutil (~6 ms with its compression modules)."""
+    for d in os.environ.get("PATH", os.defpath).split(os.pathsep):
+        p = os.path.join(d or ".", name)
+        if os.access(p, os.X_OK) and not os.path.isdir(p):
+            return p
+    return None
 
 CANCEL_GRACE_S = 10.0  # after a forwarded signal, how long buildx gets to cancel the solve
 
@@ -34,7 +46,7 @@ _DAEMON_DOWN = re.compile(r"Cannot connect to the Docker daemon|error during con
 
 
 def docker_bin() -> str:
-    path = shutil.which("docker")
+    path = which("docker")
     if path is None:
         raise DockerNotFound("docker CLI not found on PATH: install Docker with buildx "
                              "(on Debian/Ubuntu: scripts/setup-engine)")
@@ -45,8 +57,7 @@ def _daemon_address() -> str:
     return os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
 
 
-@dataclass(frozen=True)
-class BuildResult:
+class BuildResult(NamedTuple):
     exit_code: int
     signal: int | None = None
 
@@ -75,7 +86,7 @@ def run_build(
 ) -> BuildResult:
     """Run `docker buildx build ARGS` (or another buildx subcommand) streaming stderr to on_output."""
     cmd = [docker_bin(), *subcommand, *args]
-    log.debug("run: %s", masker.text(shlex.join(cmd)))
+    debug("run: " + masker.text(shlex.join(cmd)))
     try:
         proc = subprocess.Popen(cmd, stdin=stdin, stderr=subprocess.PIPE, env=env, start_new_session=True)
     except OSError as e:
@@ -127,8 +138,8 @@ def _wait(proc: subprocess.Popen[bytes], received: list[int]) -> int:
     try:
         return proc.wait(timeout=CANCEL_GRACE_S)
     except subprocess.TimeoutExpired:
-        log.warning("buildx did not stop within %.0f s of %s; killing it", CANCEL_GRACE_S,
-                    signal.Signals(received[0]).name)
+        sys.stderr.write(f"sbuild: buildx did not stop within {CANCEL_GRACE_S:.0f} s of "
+                         f"{signal.Signals(received[0]).name}; killing it\n")
         _signal_group(proc, signal.SIGKILL)
         return proc.wait()
 
@@ -142,7 +153,7 @@ def run_capture(args: Sequence[str], *, masker: Masker | None = None, timeout: f
                 input: bytes | None = None) -> subprocess.CompletedProcess[str]:
     """Run `docker ARGS` and capture its output; raise a typed error if Docker itself is not usable."""
     cmd = [docker_bin(), *args]
-    log.debug("run: %s", (masker or Masker()).text(shlex.join(cmd)))
+    debug("run: " + (masker or Masker()).text(shlex.join(cmd)))
     try:
         cp = subprocess.run(cmd, input=input.decode() if input is not None else None, capture_output=True,
                             text=True, timeout=timeout)

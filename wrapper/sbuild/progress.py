@@ -9,12 +9,11 @@ column 0), and plain text around them (the Dockerfile excerpt and the final `ERR
 from __future__ import annotations
 
 import base64
-import calendar
 import json
 import re
 from collections import deque
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from typing import NamedTuple
 
 LOG_TAIL_LINES = 40  # lines of output kept per step (failures show the last 20)
 LOG_LINE_MAX = 4096  # characters kept of one output line
@@ -86,7 +85,7 @@ def parse_time(ts: str) -> float:
     """RFC 3339 with nanoseconds ("2026-11-28T03:28:55.396913883Z") to epoch seconds, quickly."""
     day = _day_cache.get(ts[:10])
     if day is None:
-        day = calendar.timegm((int(ts[0:4]), int(ts[5:7]), int(ts[8:10]), 0, 0, 0, 0, 0, 0))
+        day = _days_from_civil(int(ts[0:4]), int(ts[5:7]), int(ts[8:10])) * 86400
         _day_cache[ts[:10]] = day
     secs = day + int(ts[11:13]) * 3600 + int(ts[14:16]) * 60 + int(ts[17:19])
     rest = ts[19:]
@@ -103,28 +102,48 @@ def parse_time(ts: str) -> float:
     return secs + frac
 
 
-@dataclass
-class Step:
-    """One BuildKit vertex, as last reported."""
+def _days_from_civil(y: int, m: int, d: int) -> int:
+    """Days since 1970-01-01 (H. Hinnant's algorithm); avoids importing calendar/datetime."""
+    y -= m <= 2
+    era = y // 400
+    yoe = y - era * 400
+    doy = (153 * (m + (-3 if m > 2 else 9)) + 2) // 5 + d - 1
+    doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
+    return era * 146097 + doe - 719468
 
-    digest: str
-    name: str
-    order: int
-    stage: str | None = None  # None: internal work, or a single-stage Dockerfile (see BuildModel)
-    target: str | None = None  # bake target, when built under bake
-    platform: str | None = None
-    index: int = 0
-    total: int = 0
-    instruction: str = ""
-    internal: bool = True
-    started: float | None = None  # latest start
-    first_started: float | None = None
-    completed: float | None = None
-    cached: bool = False
-    error: str | None = None
-    logs: deque[str] = field(default_factory=lambda: deque(maxlen=LOG_TAIL_LINES))
-    log_lines: int = 0
-    _partial: dict[int, str] = field(default_factory=dict)
+
+class Step:
+    """One BuildKit vertex, as last reported. (A slots class: this module is on every build's
+    start-up path, and dataclasses cost ~8 ms to import.)"""
+
+    __slots__ = ("_partial", "cached", "completed", "digest", "error", "first_started", "index", "instruction",
+                 "internal", "log_lines", "logs", "name", "order", "platform", "stage", "started", "target",
+                 "total")
+
+    def __init__(self, digest: str, name: str, order: int, stage: str | None = None, target: str | None = None,
+                 platform: str | None = None, index: int = 0, total: int = 0, instruction: str = "",
+                 internal: bool = True) -> None:
+        self.digest = digest
+        self.name = name
+        self.order = order
+        self.stage = stage  # None: internal work, or a single-stage Dockerfile
+        self.target = target  # bake target, when built under bake
+        self.platform = platform
+        self.index = index
+        self.total = total
+        self.instruction = instruction
+        self.internal = internal
+        self.started: float | None = None  # latest start
+        self.first_started: float | None = None
+        self.completed: float | None = None
+        self.cached = False
+        self.error: str | None = None
+        self.logs: deque[str] = deque(maxlen=LOG_TAIL_LINES)
+        self.log_lines = 0
+        self._partial: dict[int, str] = {}
+
+    def __repr__(self) -> str:
+        return f"Step({self.name!r}, cached={self.cached}, error={self.error!r})"
 
     @property
     def is_source(self) -> bool:
@@ -138,15 +157,13 @@ class Step:
         return max(0.0, self.completed - self.first_started)
 
 
-@dataclass(frozen=True)
-class LogLine:
+class LogLine(NamedTuple):
     step: Step
     text: str
     at: float  # seconds since the step started
 
 
-@dataclass(frozen=True)
-class Status:
+class Status(NamedTuple):
     step: Step
     id: str
     current: int
@@ -154,8 +171,7 @@ class Status:
     done: bool
 
 
-@dataclass(frozen=True)
-class Warning_:
+class Warning_(NamedTuple):
     short: str
     detail: str
 

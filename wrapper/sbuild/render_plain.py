@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TextIO
 
 from .mask import Masker
-from .progress import LogLine, Status, Step, Update, Warning_
+from .progress import BuildModel, LogLine, Status, Step, Update, Warning_
 
 FAILURE_TAIL = 20  # lines of a failed step's output shown again at the end
 
@@ -81,11 +81,11 @@ class PlainRenderer:
             self._pending_text.append(obj)
         self.out.flush()
 
-    def finish(self, failed: list[Step]) -> None:
+    def finish(self, model: BuildModel) -> None:
         """After the stream: the failing steps' output (as buildx prints it), then buildx's own text."""
         if self._current is not None:
             self.out.write("\n")
-        for step in failed:
+        for step in model.failed_steps():
             self.out.write("------\n")
             self.out.write(f" > {self.mask(step.name)}:\n")
             for line in list(step.logs)[-FAILURE_TAIL:]:

@@ -1,0 +1,157 @@
+"""sbuild as a drop-in `docker buildx build`, on the real engine."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from .conftest import EXAMPLE, docker, inspect, sbuild, sbuild_cmd
+
+pytestmark = pytest.mark.usefixtures("engine")
+
+
+def _same_image(a: str, b: str) -> None:
+    ia, ib = inspect(a), inspect(b)
+    assert ia["Config"]["Labels"] == ib["Config"]["Labels"]
+    assert ia["Config"]["Env"] == ib["Config"]["Env"]
+    assert ia["Config"]["Cmd"] == ib["Config"]["Cmd"]
+    assert ia["Config"]["Entrypoint"] == ib["Config"]["Entrypoint"]
+    assert ia["RootFS"]["Layers"] == ib["RootFS"]["Layers"]
+
+
+def test_same_flags_same_image_as_buildx(tag_prefix: str, tmp_path: Path) -> None:
+    (tmp_path / "Dockerfile").write_text(
+        "FROM sbuild-busybox AS base\nARG GREETING=hi\nENV GREETING=$GREETING\nRUN echo $GREETING > /g\n"
+        "FROM base AS test\nRUN cat /g\nFROM base AS deploy\nCMD [\"cat\", \"/g\"]\n")
+    flags = ["--target", "test", "--label", "org.example.team=ci", "--build-arg", "GREETING=hello",
+             "--label=two=2"]
+    docker("buildx", "build", *flags, "-t", f"{tag_prefix}:buildx", "--load", str(tmp_path))
+    cp = sbuild(*flags, "-t", f"{tag_prefix}:sbuild", "--tag", f"{tag_prefix}:second", "--load", str(tmp_path))
+    assert cp.returncode == 0, cp.stderr
+    _same_image(f"{tag_prefix}:buildx", f"{tag_prefix}:sbuild")
+    img = inspect(f"{tag_prefix}:sbuild")
+    assert img["Config"]["Labels"]["org.example.team"] == "ci"
+    assert "GREETING=hello" in img["Config"]["Env"]
+    assert set(img["RepoTags"]) >= {f"{tag_prefix}:sbuild", f"{tag_prefix}:second"}
+    # --target test: the deploy stage's CMD is not in the image
+    assert img["Config"]["Cmd"] != ["cat", "/g"]
+    # plain progress shows the steps, as buildx's plain mode does
+    assert "[base 3/3] RUN echo $GREETING > /g" in cp.stderr or "[base 2/2]" in cp.stderr
+
+
+def test_failing_run_keeps_buildx_exit_code_and_output(tmp_path: Path) -> None:
+    (tmp_path / "Dockerfile").write_text(
+        "FROM sbuild-busybox\nRUN echo about-to-fail-$((6*7)) && exit 3\n")
+    plain = docker("buildx", "build", "--no-cache", str(tmp_path), check=False)
+    cp = sbuild("--no-cache", str(tmp_path))
+    assert plain.returncode != 0
+    assert cp.returncode == plain.returncode
+    assert "about-to-fail-42" in cp.stderr
+    assert "did not complete successfully: exit code: 3" in cp.stderr
+    assert "Traceback" not in cp.stderr
+
+
+def test_quiet_prints_only_the_image_id(tag_prefix: str) -> None:
+    cp = sbuild("-q", "-t", f"{tag_prefix}:q", str(EXAMPLE))
+    assert cp.returncode == 0, cp.stderr
+    assert cp.stderr == ""
+    image_id = cp.stdout.strip()
+    assert image_id.startswith("sha256:") and "\n" not in image_id
+    assert inspect(f"{tag_prefix}:q")["Id"] == image_id
+
+
+def test_iidfile_and_metadata_file(tag_prefix: str, tmp_path: Path) -> None:
+    iid, meta = tmp_path / "iid", tmp_path / "meta.json"
+    cp = sbuild("--iidfile", str(iid), "--metadata-file", str(meta), "-t", f"{tag_prefix}:m", str(EXAMPLE))
+    assert cp.returncode == 0, cp.stderr
+    assert inspect(f"{tag_prefix}:m")["Id"] == iid.read_text().strip()
+    assert json.loads(meta.read_text())["containerimage.digest"].startswith("sha256:")
+
+
+def test_context_and_dockerfile_from_stdin(tag_prefix: str, tmp_path: Path) -> None:
+    dockerfile = b"FROM sbuild-busybox\nLABEL from=stdin\n"
+    cp = sbuild("-t", f"{tag_prefix}:stdin", "-", input=dockerfile)
+    assert cp.returncode == 0, cp.stderr
+    assert inspect(f"{tag_prefix}:stdin")["Config"]["Labels"]["from"] == "stdin"
+    (tmp_path / "payload.txt").write_text("payload\n")
+    cp = sbuild("-f", "-", "-t", f"{tag_prefix}:stdinf", str(tmp_path),
+                input=b"FROM sbuild-busybox\nCOPY payload.txt /p\nRUN grep payload /p\n")
+    assert cp.returncode == 0, cp.stderr
+
+
+def test_progress_rawjson_passes_the_stream_on(tmp_path: Path) -> None:
+    cp = sbuild("--progress=rawjson", str(EXAMPLE))
+    assert cp.returncode == 0
+    assert cp.stderr.lstrip().startswith("{")
+    assert '"vertexes"' in cp.stderr
+
+
+def test_progress_quiet_prints_nothing_on_success() -> None:
+    cp = sbuild("--progress=quiet", str(EXAMPLE))
+    assert cp.returncode == 0
+    assert cp.stderr == "" and cp.stdout == ""
+
+
+def test_hidden_docker_build_compat_flags_are_accepted() -> None:
+    cp = sbuild("--rm", "--force-rm", "--compress", "-m", "1g", "--cpu-shares", "2", "--progress=quiet",
+                str(EXAMPLE))
+    assert cp.returncode == 0, cp.stderr
+
+
+def test_missing_context_and_dockerfile_are_usage_errors(tmp_path: Path) -> None:
+    cp = sbuild(str(tmp_path / "nope"))
+    assert cp.returncode == 2 and cp.stderr.startswith("error: build context")
+    cp = sbuild(str(tmp_path))
+    assert cp.returncode == 2 and "Dockerfile" in cp.stderr and "not found" in cp.stderr
+    cp = sbuild("--nope", str(tmp_path))
+    assert cp.returncode == 2 and cp.stderr == "error: unknown flag: --nope\n"
+
+
+def test_daemon_unreachable_names_the_address(tmp_path: Path) -> None:
+    sock = f"unix://{tmp_path}/no-daemon.sock"
+    cp = sbuild(str(EXAMPLE), env={"DOCKER_HOST": sock})
+    assert cp.returncode == 1
+    assert cp.stderr.count("\n") == 1, cp.stderr
+    assert sock in cp.stderr and "DOCKER_HOST" in cp.stderr
+
+
+def test_docker_cli_missing(tmp_path: Path) -> None:
+    env = {"PATH": str(tmp_path)}
+    cp = subprocess.run([*sbuild_cmd(), str(EXAMPLE)], capture_output=True, text=True,
+                        env={**os.environ, **env})
+    assert cp.returncode == 127
+    assert cp.stderr.startswith("error: docker CLI not found")
+
+
+def _buildx_processes() -> set[int]:
+    out = subprocess.run(["pgrep", "-f", "docker-buildx buildx build"], capture_output=True, text=True).stdout
+    return {int(p) for p in out.split()}
+
+
+@pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_signal_stops_buildx_no_orphans(tmp_path: Path, sig: signal.Signals, code: int) -> None:
+    (tmp_path / "Dockerfile").write_text(f"FROM sbuild-busybox\nRUN echo slow-{sig.name} && sleep 60\n")
+    before = _buildx_processes()
+    proc = subprocess.Popen([*sbuild_cmd(), "--no-cache", "--progress=plain", str(tmp_path)],
+                            stderr=subprocess.PIPE, text=True)
+    assert proc.stderr is not None
+    deadline = time.monotonic() + 60
+    for line in proc.stderr:
+        if f"slow-{sig.name}" in line and "RUN" not in line:
+            break  # the RUN step is running
+        assert time.monotonic() < deadline
+    started = time.monotonic()
+    proc.send_signal(sig)
+    rc = proc.wait(timeout=30)
+    rest = proc.stderr.read()
+    assert rc == code, rest
+    assert time.monotonic() - started < 15
+    assert "Traceback" not in rest
+    time.sleep(0.5)
+    assert _buildx_processes() - before == set()

@@ -1,0 +1,569 @@
+"""Dockerfile text in, stage graph out, as BuildKit reads it. Pure.
+
+Lines are split by BuildKit's own parser (the `dockerfile` package wraps its Go code: heredocs,
+escape directive, continuations, JSON forms). That parser only splits lines; the checks BuildKit makes
+next, in its instruction layer (`frontend/dockerfile/instructions`): unknown instructions and flags,
+argument counts, stage names, `RUN --mount from=$X`, are re-done here with BuildKit's messages, so a
+file BuildKit would reject is refused before any engine is contacted, naming the same line.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+from .errors import DockerfileError
+from .shell_words import ExpandError, expand
+
+SCHEMA_VERSION = 1
+
+INSTRUCTIONS = ("ADD", "ARG", "CMD", "COPY", "ENTRYPOINT", "ENV", "EXPOSE", "FROM", "HEALTHCHECK", "LABEL",
+                "MAINTAINER", "ONBUILD", "RUN", "SHELL", "STOPSIGNAL", "USER", "VOLUME", "WORKDIR")
+
+# Flags each instruction accepts in BuildKit 0.13 (Dockerfile frontend 1.7), by type.
+_STR, _BOOL, _MULTI = "string", "bool", "strings"
+_FLAGS: dict[str, dict[str, str]] = {
+    "ADD": {"chown": _STR, "chmod": _STR, "link": _BOOL, "keep-git-dir": _BOOL, "checksum": _STR},
+    "COPY": {"chown": _STR, "from": _STR, "chmod": _STR, "link": _BOOL},
+    "FROM": {"platform": _STR},
+    "RUN": {"mount": _MULTI, "network": _STR},
+    "HEALTHCHECK": {"interval": _STR, "timeout": _STR, "start-period": _STR, "start-interval": _STR,
+                    "retries": _STR},
+}
+
+AUTOMATIC_PLATFORM_ARGS = ("BUILDPLATFORM", "BUILDOS", "BUILDARCH", "BUILDVARIANT",
+                           "TARGETPLATFORM", "TARGETOS", "TARGETARCH", "TARGETVARIANT")
+
+_VALID_STAGE_NAME = re.compile(r"^[a-z][a-z0-9-_.]*$")
+_DIRECTIVE = re.compile(r"^#\s*([a-zA-Z][a-zA-Z0-9]*)\s*=\s*(.+?)\s*$")
+_HEREDOC_WORD = re.compile(r"^\d*<<-?\s*([\"']?)[A-Za-z_][A-Za-z0-9_]*\1$")
+_COMMENT = re.compile(r"^\s*#")
+
+
+@dataclass(frozen=True)
+class Stage:
+    index: int
+    name: str | None  # lower-cased, as BuildKit; None for an unnamed stage
+    base: str  # the FROM argument as written
+    base_expanded: str  # after ARG expansion
+    platform: str | None
+    description: str
+    line: int
+    end_line: int
+    base_stage: str | None = None  # key of the stage this one is FROM, if any
+    needs: tuple[str, ...] = ()  # keys of the stages this one needs (FROM, COPY --from, RUN --mount from)
+    images: tuple[str, ...] = ()  # external images it references (FROM, COPY --from, RUN --mount from)
+    instructions: tuple[str, ...] = ()  # instruction keywords, in order (FROM excluded)
+
+    @property
+    def key(self) -> str:
+        """How BuildKit names the stage in progress output: its name, or stage-N."""
+        return self.name if self.name is not None else f"stage-{self.index}"
+
+
+@dataclass(frozen=True)
+class StageGraph:
+    stages: tuple[Stage, ...]
+    meta_args: tuple[tuple[str, str | None], ...] = ()
+    escape: str = "\\"
+    directives: tuple[tuple[str, str], ...] = ()
+    file: str = "Dockerfile"
+    _by_key: dict[str, Stage] = field(default_factory=dict, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        for s in self.stages:
+            self._by_key[s.key] = s
+
+    @property
+    def default(self) -> Stage:
+        return self.stages[-1]
+
+    def find(self, name: str) -> Stage | None:
+        """A stage by name (case-insensitive, as BuildKit), by stage-N, or by index."""
+        low = name.lower()
+        if low in self._by_key:
+            return self._by_key[low]
+        if low.isdigit() and int(low) < len(self.stages):
+            return self.stages[int(low)]
+        return None
+
+    @property
+    def names(self) -> list[str]:
+        return [s.key for s in self.stages]
+
+    def closure(self, keys: Iterable[str]) -> list[Stage]:
+        """The stages needed to build `keys`, in file order."""
+        seen: set[str] = set()
+        todo = list(keys)
+        while todo:
+            k = todo.pop()
+            if k in seen:
+                continue
+            seen.add(k)
+            todo.extend(self._by_key[k].needs)
+        return [s for s in self.stages if s.key in seen]
+
+    def dependents(self) -> dict[str, list[str]]:
+        out: dict[str, list[str]] = {s.key: [] for s in self.stages}
+        for s in self.stages:
+            for n in s.needs:
+                out[n].append(s.key)
+        return out
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# BuildKit's instruction layer
+
+
+def levenshtein(a: str, b: str) -> int:
+    prev = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        cur = [i]
+        for j, cb in enumerate(b, 1):
+            cur.append(min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (ca != cb)))
+        prev = cur
+    return prev[-1]
+
+
+def suggest(value: str, options: Iterable[str], *, case_sensitive: bool) -> str | None:
+    """BuildKit's util/suggest: the option within distance < 3, matched to the value's case.
+
+    BuildKit walks a Go map, so between options at the same distance its pick is random ("AS" gets
+    ARG or ADD); sbuild takes the first in `options` order."""
+    val = value if case_sensitive else value.lower()
+    best, mindist = None, 3
+    for opt in options:
+        o = opt if case_sensitive else opt.lower()
+        if o == val:
+            return None
+        d = levenshtein(val, o)
+        if d < mindist:
+            best, mindist = o, d
+    if best is None or case_sensitive:
+        return best
+    if value == value.lower():
+        return best.lower()
+    if value == value.upper():
+        return best.upper()
+    return best
+
+
+def suggestion_candidates(value: str, options: Iterable[str], *, case_sensitive: bool) -> set[str]:
+    """Every option BuildKit could suggest for `value` (all those tied at the smallest distance < 3)."""
+    val = value if case_sensitive else value.lower()
+    dists = {o: levenshtein(val, o if case_sensitive else o.lower()) for o in options}
+    if not dists or min(dists.values()) >= 3:
+        return set()
+    m = min(dists.values())
+    out = {o for o, d in dists.items() if d == m}
+    if not case_sensitive:
+        out = {o.lower() if value == value.lower() else o.upper() if value == value.upper() else o for o in out}
+    return out
+
+
+class _InstrError(Exception):
+    pass
+
+
+def _with_suggestion(msg: str, value: str, options: Iterable[str], case_sensitive: bool) -> str:
+    s = suggest(value, options, case_sensitive=case_sensitive)
+    return f"{msg} (did you mean {s}?)" if s else msg
+
+
+def _parse_flags(instr: str, raw: Iterable[str]) -> dict[str, list[str]]:
+    known = _FLAGS.get(instr, {})
+    used: dict[str, list[str]] = {}
+    for arg in raw:
+        if not arg.startswith("--"):
+            raise _InstrError(f"Arg should start with -- : {arg}")
+        if arg == "--":
+            break
+        name, eq, value = arg[2:].partition("=")
+        kind = known.get(name)
+        if kind is None:
+            raise _InstrError(_with_suggestion(f"unknown flag: {name}", name, known, True))
+        if name in used and kind != _MULTI:
+            raise _InstrError(f"Duplicate flag specified: {name}")
+        if kind == _BOOL:
+            if eq and value == "":
+                raise _InstrError(f"Missing a value on flag: {name}")
+            low = value.lower()
+            if low not in ("", "true", "false"):
+                raise _InstrError(f"Expecting boolean value for flag {name}, not: {value}")
+            used.setdefault(name, []).append(low or "true")
+        else:
+            if not eq:
+                raise _InstrError(f"Missing a value on flag: {name}")
+            used.setdefault(name, []).append(value)
+    return used
+
+
+def _csv_fields(value: str) -> list[str]:
+    import csv
+
+    try:
+        return next(csv.reader([value]))
+    except (csv.Error, StopIteration):
+        return value.split(",")
+
+
+def _mount_from(value: str) -> str | None:
+    frm = None
+    for fieldspec in _csv_fields(value):
+        key, eq, val = fieldspec.partition("=")
+        # Other fields (even `type`) are expanded and checked when BuildKit dispatches, not here.
+        if key.strip().lower() == "from":
+            if re.search(r"\$.", val):
+                raise _InstrError("'from' doesn't support variable expansion, define alias stage instead")
+            frm = val
+    return frm
+
+
+def _validate(instr: str, args: list[str], flags: tuple[str, ...], is_json: bool, original: str) -> dict[str, list[str]]:
+    """Raise _InstrError with BuildKit's message if BuildKit's instruction parser would refuse this."""
+    def at_least_one() -> None:
+        if not args:
+            raise _InstrError(f"{instr} requires at least one argument")
+
+    def exactly_one() -> None:
+        if len(args) != 1:
+            raise _InstrError(f"{instr} requires exactly one argument")
+
+    def kvps() -> None:
+        at_least_one()
+        if len(args) % 2:
+            raise _InstrError(f"Bad input to {instr}, too many arguments")
+        if any(not args[j] for j in range(0, len(args), 2)):
+            raise _InstrError(f"{instr} names can not be blank")
+
+    if instr in ("ENV", "LABEL"):
+        f = _parse_flags(instr, flags)
+        kvps()
+        return f
+    if instr == "MAINTAINER":
+        exactly_one()
+        return _parse_flags(instr, flags)
+    if instr in ("ADD", "COPY"):
+        if len(args) < 2:
+            raise _InstrError(f"{instr} requires at least two arguments, but only one was provided. "
+                              "Destination could not be determined")
+        f = _parse_flags(instr, flags)
+        if _HEREDOC_WORD.match(args[-1]):
+            raise _InstrError(f"{instr} cannot accept a heredoc as a destination")
+        return f
+    if instr == "FROM":
+        if len(args) == 3 and args[1].lower() == "as":
+            if not _VALID_STAGE_NAME.match(args[2].lower()):
+                raise _InstrError(f'invalid name for build stage: "{args[2]}", name can\'t start with a number '
+                                  "or contain symbols")
+        elif len(args) != 1:
+            raise _InstrError("FROM requires either one or three arguments")
+        return _parse_flags(instr, flags)
+    if instr == "ONBUILD":
+        at_least_one()
+        f = _parse_flags(instr, flags)
+        trigger = args[0].strip().upper()
+        if trigger == "ONBUILD":
+            raise _InstrError("Chaining ONBUILD via `ONBUILD ONBUILD` isn't allowed")
+        if trigger in ("MAINTAINER", "FROM"):
+            raise _InstrError(f"{trigger} isn't allowed as an ONBUILD trigger")
+        return f
+    if instr == "WORKDIR":
+        exactly_one()
+        return _parse_flags(instr, flags)
+    if instr == "RUN":
+        f = _parse_flags(instr, flags)
+        for m in f.get("mount", ()):
+            _mount_from(m)
+        return f
+    if instr in ("CMD", "ENTRYPOINT"):
+        return _parse_flags(instr, flags)
+    if instr == "HEALTHCHECK":
+        at_least_one()
+        typ = args[0].upper()
+        if typ == "NONE":
+            if len(args) > 1:
+                raise _InstrError("HEALTHCHECK NONE takes no arguments")
+            return {}
+        f = _parse_flags(instr, flags)
+        if typ != "CMD":
+            raise _InstrError(f'Unknown type "{typ}" in HEALTHCHECK (try CMD)')
+        if len(args) < 2:
+            raise _InstrError("Missing command after HEALTHCHECK CMD")
+        return f
+    if instr in ("EXPOSE", "VOLUME"):
+        at_least_one()
+        f = _parse_flags(instr, flags)
+        if instr == "VOLUME" and any(not a.strip() for a in args):
+            raise _InstrError("VOLUME specified can not be an empty string")
+        return f
+    if instr == "USER":
+        exactly_one()
+        return _parse_flags(instr, flags)
+    if instr == "STOPSIGNAL":
+        exactly_one()
+        return {}
+    if instr == "ARG":
+        at_least_one()
+        if any(a.startswith("=") for a in args):
+            raise _InstrError("ARG names can not be blank")
+        return {}
+    if instr == "SHELL":
+        f = _parse_flags(instr, flags)
+        if not args:
+            raise _InstrError("SHELL requires at least one argument")
+        if not is_json:
+            raise _InstrError("SHELL requires the arguments to be in JSON form")
+        return f
+    raise _InstrError(_with_suggestion(f"unknown instruction: {original}", original, INSTRUCTIONS, False))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Reading a Dockerfile
+
+
+def directives(text: str) -> list[tuple[str, str]]:
+    """Parser directives (`# escape=`, `# syntax=`, `# check=`) at the top of the file."""
+    out = []
+    for line in text.lstrip("\ufeff").splitlines():
+        m = _DIRECTIVE.match(line.strip())
+        if not m:
+            break
+        out.append((m.group(1).lower(), m.group(2)))
+    return out
+
+
+def _go_parse(text: str):  # type: ignore[no-untyped-def]
+    import dockerfile
+
+    return dockerfile.parse_string(text)
+
+
+def _parse_error_line(text: str, message: str) -> int | None:
+    """The Go parser's errors carry no line: find the first line where the same error appears."""
+    import dockerfile
+
+    lines = text.splitlines(keepends=True)
+    for n in range(1, len(lines) + 1):
+        try:
+            dockerfile.parse_string("".join(lines[:n]) + "\n")
+        except dockerfile.GoParseError as e:
+            if str(e) == message:
+                return n
+    return None
+
+
+def _comments_before(lines: list[str], start: int, stop: int) -> list[str]:
+    """BuildKit's PrevComment: comment lines between two instructions; an empty `#` clears them."""
+    out: list[str] = []
+    for raw in lines[start:stop]:
+        if _COMMENT.match(raw):
+            c = raw.lstrip()[1:].strip()
+            if c:
+                out.append(c)
+            else:
+                out = []
+    return out
+
+
+def _description(comments: list[str], name: str | None) -> str:
+    if not name:
+        return ""
+    for c in comments:
+        if c.startswith(name + " "):
+            return c[len(name) + 1:]
+    return ""
+
+
+def default_platform() -> str:
+    import platform as _platform
+
+    arch = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64",
+            "armv7l": "arm/v7", "ppc64le": "ppc64le", "s390x": "s390x", "riscv64": "riscv64"}
+    return "linux/" + arch.get(_platform.machine().lower(), _platform.machine().lower())
+
+
+def platform_args(build_platform: str, target_platform: str | None = None) -> dict[str, str]:
+    def split(p: str) -> tuple[str, str, str]:
+        parts = p.split("/")
+        return parts[0], parts[1] if len(parts) > 1 else "", parts[2] if len(parts) > 2 else ""
+
+    t = target_platform or build_platform
+    bos, barch, bvar = split(build_platform)
+    tos, tarch, tvar = split(t)
+    return {"BUILDPLATFORM": build_platform, "BUILDOS": bos, "BUILDARCH": barch, "BUILDVARIANT": bvar,
+            "TARGETPLATFORM": t, "TARGETOS": tos, "TARGETARCH": tarch, "TARGETVARIANT": tvar}
+
+
+def parse(text: str, *, build_args: Mapping[str, str] | None = None, file: str = "Dockerfile",
+          target_platform: str | None = None, build_platform: str | None = None) -> StageGraph:
+    """Read a Dockerfile as BuildKit does. Raises DockerfileError (with the line) where BuildKit would."""
+    import dockerfile
+
+    build_args = dict(build_args or {})
+    dirs = directives(text)
+    escape = dict(dirs).get("escape", "\\")
+    try:
+        cmds = _go_parse(text)
+    except dockerfile.GoParseError as e:
+        msg = str(e)
+        line = _parse_error_line(text, msg) if msg != "file with no instructions" else None
+        raise DockerfileError(_located(msg, line), line=line, file=file) from None
+
+    lines = text.lstrip("\ufeff").split("\n")
+    env: dict[str, str] = platform_args(build_platform or default_platform(), target_platform)
+    meta_args: list[tuple[str, str | None]] = []
+    stages: list[dict[str, object]] = []
+    prev_end = 0
+    for c in cmds:
+        instr = c.cmd.upper()
+        args = ([c.sub_cmd] if c.sub_cmd else []) + list(c.value)
+        comments = _comments_before(lines, prev_end, c.start_line - 1)
+        prev_end = c.end_line
+        try:
+            flags = _validate(instr, args, c.flags, c.json, c.cmd)
+        except _InstrError as e:
+            raise DockerfileError(_located(str(e), c.start_line), line=c.start_line, file=file) from None
+        if not stages:
+            if instr == "ARG":
+                for a in args:
+                    k, eq, v = a.partition("=")
+                    meta_args.append((k, v if eq else None))
+                    value = build_args[k] if k in build_args else (_expand(v, env, escape, c.start_line, file)
+                                                                    if eq else None)
+                    if value is not None:
+                        env[k] = value
+                continue
+            if instr != "FROM":
+                raise DockerfileError("no build stage in current context", line=c.start_line, file=file)
+        if instr == "FROM":
+            name = args[2].lower() if len(args) == 3 else None
+            base = args[0]
+            stages.append({
+                "index": len(stages), "name": name, "base": base,
+                "base_expanded": _expand(base, env, escape, c.start_line, file),
+                "platform": flags.get("platform", [None])[-1],
+                "description": _description(comments, name), "line": c.start_line, "end_line": c.end_line,
+                "refs": [], "instructions": [], "env": {},  # global ARGs enter a stage only via ARG NAME
+            })
+            continue
+        st = stages[-1]
+        st["instructions"].append(instr)  # type: ignore[attr-defined]
+        senv: dict[str, str] = st["env"]  # type: ignore[assignment]
+        if instr == "ARG":
+            for a in args:
+                k, eq, v = a.partition("=")
+                if k in build_args:
+                    senv[k] = build_args[k]
+                elif eq:
+                    senv[k] = _expand(v, senv, escape, c.start_line, file)
+                elif k in env:
+                    senv[k] = env[k]
+        elif instr == "ENV":
+            for j in range(0, len(args), 2):
+                senv[args[j]] = _expand(args[j + 1], senv, escape, c.start_line, file)
+        elif instr == "COPY" and "from" in flags:
+            st["refs"].append(_expand(flags["from"][-1], senv, escape, c.start_line, file))  # type: ignore[attr-defined]
+        elif instr == "RUN":
+            for m in flags.get("mount", ()):
+                frm = _mount_from(m)
+                if frm:
+                    st["refs"].append(frm)  # type: ignore[attr-defined]
+    if not stages:
+        raise DockerfileError("no build stage in current context", file=file)
+    return _link(stages, meta_args, escape, dirs, file)
+
+
+def _located(msg: str, line: int | None) -> str:
+    return f"dockerfile parse error on line {line}: {msg}" if line is not None else msg
+
+
+def _expand(word: str, env: Mapping[str, str], escape: str, line: int, file: str) -> str:
+    # BuildKit expands words when it dispatches an instruction, not when it parses the file: a word it
+    # cannot expand fails the build there, so the graph keeps it as written.
+    try:
+        return expand(word, env, escape)
+    except ExpandError:
+        return word
+
+
+def _link(raw: list[dict[str, object]], meta_args: list[tuple[str, str | None]], escape: str,
+          dirs: list[tuple[str, str]], file: str) -> StageGraph:
+    names = {str(s["name"]): int(s["index"]) for s in raw if s["name"]}  # type: ignore[call-overload]
+
+    def key(i: int) -> str:
+        n = raw[i]["name"]
+        return str(n) if n else f"stage-{i}"
+
+    out = []
+    for s in raw:
+        idx: int = s["index"]  # type: ignore[assignment]
+        needs: list[str] = []
+        images: list[str] = []
+        base_stage = None
+        base = str(s["base_expanded"]).lower()
+        if base in names and names[base] < idx:
+            base_stage = key(names[base])
+            needs.append(base_stage)
+        elif base != "scratch":
+            images.append(str(s["base_expanded"]))
+        for ref in s["refs"]:  # type: ignore[attr-defined]
+            low = ref.lower()
+            if low in names and names[low] != idx:
+                dep = key(names[low])
+            elif ref.isdigit() and int(ref) < len(raw) and int(ref) != idx:
+                dep = key(int(ref))
+            else:
+                if ref not in images:
+                    images.append(ref)
+                continue
+            if dep not in needs:
+                needs.append(dep)
+        out.append(Stage(idx, s["name"], str(s["base"]), str(s["base_expanded"]),  # type: ignore[arg-type]
+                         s["platform"], str(s["description"]), s["line"], s["end_line"],  # type: ignore[arg-type]
+                         base_stage, tuple(needs), tuple(images), tuple(s["instructions"])))  # type: ignore[arg-type]
+    return StageGraph(tuple(out), tuple(meta_args), escape, tuple(dirs), file)
+
+
+def read(path: str, *, build_args: Mapping[str, str] | None = None, target_platform: str | None = None) -> StageGraph:
+    with open(path, encoding="utf-8", errors="replace") as f:
+        text = f.read()
+    return parse(text, build_args=build_args, file=path, target_platform=target_platform)
+
+
+def to_json(graph: StageGraph, deploy: str | None = None) -> dict[str, object]:
+    """The stable JSON form (`sbuild stages --json`). Bump SCHEMA_VERSION when keys change."""
+    deploy_key = deploy or graph.default.key
+    dependents = graph.dependents()
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "file": graph.file,
+        "default": graph.default.key,
+        "deploy": deploy_key,
+        "args": [{"name": k, "default": v} for k, v in graph.meta_args],
+        "stages": [{
+            "index": s.index,
+            "name": s.name,
+            "key": s.key,
+            "base": s.base,
+            "base_expanded": s.base_expanded,
+            "platform": s.platform,
+            "description": s.description,
+            "line": s.line,
+            "needs": list(s.needs),
+            "needed_by": dependents[s.key],
+            "images": list(s.images),
+            "default": s is graph.default,
+            "deploy": s.key == deploy_key,
+        } for s in graph.stages],
+    }
+
+
+def unknown_stage_message(name: str, graph: StageGraph) -> str:
+    names = graph.names
+    msg = f'no stage "{name}" in {graph.file} (stages: {", ".join(names)})'
+    best = min(names, key=lambda n: levenshtein(name.lower(), n)) if names else None
+    if best is not None and levenshtein(name.lower(), best) <= max(2, len(name) // 3):
+        msg += f'; did you mean "{best}"?'
+    return msg
