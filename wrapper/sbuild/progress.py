@@ -71,7 +71,11 @@ class StreamSplitter:
                     pos = size
                     break
                 line = buf[pos:nl]
-                # buildx may print its final error right after the last "}" without a newline.
+                if len(line) > 1 and line.endswith("{"):
+                    # Text without a newline ran into the next object ("…text{"): recover.
+                    out.append(line[:-1])
+                    pos = nl - 1
+                    continue
                 out.append(line)
                 pos = nl + 1
         self._buf = buf[pos:]
