@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 import sys
 import time
-from typing import TextIO
+from typing import Protocol, TextIO
 
 from . import process
 from .errors import UsageError
@@ -69,7 +69,7 @@ def masker_for(cmd: BuildCommand) -> Masker:
     return Masker.for_build(cmd.values("build-arg"), cmd.values("secret"))
 
 
-class Renderer:
+class Renderer(Protocol):
     """What a progress renderer implements (plain, tty)."""
 
     def update(self, u: Update) -> None: ...
@@ -85,26 +85,56 @@ def make_renderer(mode: str, err: TextIO, masker: Masker) -> Renderer | None:
     return PlainRenderer(err, masker)
 
 
-def run(cmd: BuildCommand, *, err: TextIO | None = None, out: TextIO | None = None,
-        extra_args: list[str] | None = None, drop: frozenset[str] = frozenset()) -> BuildOutcome:
-    """One `docker buildx build`, with sbuild's progress rendering. Returns buildx's exit code."""
+def image_id_from_metadata(md: dict[str, object]) -> str | None:
+    """What buildx writes to --iidfile: the config digest, or the image digest (containerd store)."""
+    v = md.get("containerimage.config.digest") or md.get("containerimage.digest")
+    return str(v) if v else None
+
+
+def run(cmd: BuildCommand, *, err: TextIO | None = None, out: TextIO | None = None) -> BuildOutcome:
+    """Build as the command line says: one `buildx build`, or one `buildx bake` session for several
+    stages. Progress is rendered by sbuild; the exit code is buildx's."""
+    import json
+
+    from . import plan as planning
+
     err = err or sys.stderr
     out = out or sys.stdout
     check_inputs(cmd)
     mode = progress_mode(cmd)
+    plan = planning.make(cmd)
     masker = masker_for(cmd)
+    for note in plan.notes:
+        err.write(f"sbuild: {masker.text(note)}\n")
 
-    iidfile = cmd.value("iidfile")
     tmpdir = None
-    args = cmd.buildx_args(drop=drop | {"progress", "quiet"})
-    if cmd.flag("quiet") and not iidfile:
-        import tempfile
+    iidfile = cmd.value("iidfile")
+    metafile = None  # bake's metadata, when sbuild must derive the deploy image's from it
 
-        tmpdir = tempfile.mkdtemp(prefix="sbuild-")
-        iidfile = os.path.join(tmpdir, "iid")
-        args.append(f"--iidfile={iidfile}")
-    args += list(extra_args or ())
-    args += ["--progress=rawjson", "--", cmd.context]
+    def tmp(name: str) -> str:
+        nonlocal tmpdir
+        if tmpdir is None:
+            import tempfile
+
+            tmpdir = tempfile.mkdtemp(prefix="sbuild-")
+        return os.path.join(tmpdir, name)
+
+    if plan.bake is not None:
+        subcommand: tuple[str, ...] = ("buildx", "bake")
+        bake_file = tmp("bake.json")
+        with open(bake_file, "w") as f:
+            json.dump(plan.bake, f)
+        metafile = tmp("metadata.json")
+        args = ["--file", bake_file, *planning.bake_flags(cmd, plan), f"--metadata-file={metafile}",
+                "--progress=rawjson"]
+    else:
+        subcommand = ("buildx", "build")
+        extra, drop = planning.single_stage_args(cmd, plan) if plan.selected else ([], frozenset[str]())
+        args = cmd.buildx_args(drop=drop | {"progress", "quiet"})
+        if cmd.flag("quiet") and not iidfile and "iidfile" not in drop:
+            iidfile = tmp("iid")
+            args.append(f"--iidfile={iidfile}")
+        args += [*extra, "--progress=rawjson", "--", cmd.context]
 
     model = BuildModel()
     splitter = StreamSplitter()
@@ -124,8 +154,9 @@ def run(cmd: BuildCommand, *, err: TextIO | None = None, out: TextIO | None = No
         feed(splitter.feed(chunk))
 
     started = time.time()
+    image_id = None
     try:
-        result = process.run_build(args, on_output, masker=masker)
+        result = process.run_build(args, on_output, masker=masker, subcommand=subcommand)
         feed(splitter.close())
         model.finish_logs()
         finished = time.time()
@@ -141,11 +172,13 @@ def run(cmd: BuildCommand, *, err: TextIO | None = None, out: TextIO | None = No
                 err.write(masker.text(line) + "\n")
         process.raise_if_interrupted(result)
 
-        image_id = None
-        if iidfile and result.exit_code == 0 and os.path.exists(iidfile):
-            with open(iidfile) as f:
-                image_id = f.read().strip()
-            if cmd.flag("quiet"):
+        if result.exit_code == 0:
+            if metafile is not None:
+                image_id = _deploy_metadata(cmd, plan, metafile, iidfile)
+            elif iidfile and os.path.exists(iidfile):
+                with open(iidfile) as f:
+                    image_id = f.read().strip()
+            if cmd.flag("quiet") and image_id:
                 out.write(image_id + "\n")
                 out.flush()
     finally:
@@ -154,3 +187,41 @@ def run(cmd: BuildCommand, *, err: TextIO | None = None, out: TextIO | None = No
 
             shutil.rmtree(tmpdir, ignore_errors=True)
     return BuildOutcome(result.exit_code, model, image_id, started, finished)
+
+
+def _deploy_metadata(cmd: BuildCommand, plan: object, metafile: str, iidfile: str | None) -> str | None:
+    """After a bake session: write the deploy image's --metadata-file and --iidfile as buildx build would."""
+    import json
+
+    from .plan import Plan, bake_target_name
+
+    assert isinstance(plan, Plan)
+    if plan.deploy is None or not os.path.exists(metafile):
+        return None
+    with open(metafile) as f:
+        md = json.load(f).get(bake_target_name(plan.deploy), {})
+    image_id = image_id_from_metadata(md)
+    user_md = cmd.value("metadata-file")
+    if user_md:
+        _write_atomic(user_md, json.dumps(md, indent=2))
+    if iidfile and image_id:
+        _write_atomic(iidfile, image_id)
+    return image_id
+
+
+def _write_atomic(path: str, text: str) -> None:
+    """Write a whole file or nothing. Only regular files are swapped in: /dev/stdout stays a stream."""
+    import stat
+
+    try:
+        regular = stat.S_ISREG(os.stat(path).st_mode) and not os.path.islink(path)
+    except FileNotFoundError:
+        regular = True
+    if not regular:
+        with open(path, "w") as f:
+            f.write(text)
+        return
+    tmp = f"{path}.sbuild-tmp"
+    with open(tmp, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)

@@ -16,7 +16,10 @@ SUBCOMMANDS = ("stages", "warm")
 
 
 def _fail(e: SbuildError) -> int:
-    sys.stderr.write(f"error: {e.message}\n")
+    from .errors import DockerfileError
+
+    where = f"{e.file}: " if isinstance(e, DockerfileError) else ""
+    sys.stderr.write(f"error: {where}{e.message}\n")
     return e.exit_code
 
 

@@ -66,7 +66,7 @@ class Masker:
             if a.startswith("--secret="):
                 parts = []
                 for part in a[len("--secret="):].split(","):
-                    k, eq, v = part.partition("=")
+                    k, eq, _ = part.partition("=")
                     parts.append(f"{k}={MASK}" if k in ("src", "source", "env") and eq else part)
                 a = "--secret=" + ",".join(parts)
             out.append(self.text(a))

@@ -9,6 +9,7 @@ buildx plugin process (a child of `docker`) is never left behind.
 from __future__ import annotations
 
 import codecs
+import contextlib
 import os
 import re
 import shlex
@@ -20,7 +21,6 @@ from typing import IO, NamedTuple
 
 from .errors import BuildxMissing, DaemonUnreachable, DockerNotFound, Interrupted, SbuildError
 from .mask import Masker
-
 
 
 def debug(msg: str) -> None:
@@ -126,10 +126,8 @@ def run_build(
 
 
 def _signal_group(proc: subprocess.Popen[bytes], signum: int) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(proc.pid, signum)
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
 def _wait(proc: subprocess.Popen[bytes], received: list[int]) -> int:

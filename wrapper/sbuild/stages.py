@@ -211,7 +211,7 @@ def _csv_fields(value: str) -> list[str]:
 def _mount_from(value: str) -> str | None:
     frm = None
     for fieldspec in _csv_fields(value):
-        key, eq, val = fieldspec.partition("=")
+        key, _, val = fieldspec.partition("=")
         # Other fields (even `type`) are expanded and checked when BuildKit dispatches, not here.
         if key.strip().lower() == "from":
             if re.search(r"\$.", val):
@@ -220,7 +220,8 @@ def _mount_from(value: str) -> str | None:
     return frm
 
 
-def _validate(instr: str, args: list[str], flags: tuple[str, ...], is_json: bool, original: str) -> dict[str, list[str]]:
+def _validate(instr: str, args: list[str], flags: tuple[str, ...], is_json: bool,
+              original: str) -> dict[str, list[str]]:
     """Raise _InstrError with BuildKit's message if BuildKit's instruction parser would refuse this."""
     def at_least_one() -> None:
         if not args:

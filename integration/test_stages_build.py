@@ -1,0 +1,107 @@
+"""`sbuild --stage`: the stages asked for and what they need, in one BuildKit session."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from pathlib import Path
+
+import pytest
+
+from .conftest import EXAMPLE, docker, inspect, sbuild
+
+pytestmark = pytest.mark.usefixtures("engine")
+
+_STEP = re.compile(r"^\[(?:(?P<target>\S+) )?(?P<stage>[^\s\]]+) \d+/\d+\] ")
+
+
+def _objects(stream: str) -> list[dict]:
+    dec, i, out = json.JSONDecoder(), 0, []
+    while True:
+        i = stream.find("{\n", i)
+        if i < 0:
+            return out
+        obj, i = dec.raw_decode(stream, i)
+        out.append(obj)
+
+
+def _vertices(stream: str) -> dict[str, dict]:
+    """digest -> last state, from a real rawjson stream (parsed here independently of sbuild)."""
+    out: dict[str, dict] = {}
+    for obj in _objects(stream):
+        for v in obj.get("vertexes") or ():
+            out.setdefault(v["digest"], {}).update(v)
+    return out
+
+
+def _stages_run(vertices: dict[str, dict]) -> set[str]:
+    return {m.group("stage") for v in vertices.values() if (m := _STEP.match(v.get("name", "")))}
+
+
+def _logs(stream: str) -> str:
+    import base64
+
+    return "".join(base64.b64decode(lg["data"]).decode() for o in _objects(stream) for lg in o.get("logs") or ())
+
+
+def test_stage_test_runs_exactly_what_test_needs() -> None:
+    cp = sbuild("--stage", "test", "--no-cache", "--progress=rawjson", str(EXAMPLE))
+    assert cp.returncode == 0, cp.stderr[-2000:]
+    assert _stages_run(_vertices(cp.stderr)) == {"base", "build", "test"}
+    assert "ok - sbuild" in _logs(cp.stderr)
+
+
+def test_two_stages_one_session_shared_stage_once() -> None:
+    cp = sbuild("--stage", "lint", "--stage", "test", "--no-cache", "--progress=rawjson", str(EXAMPLE))
+    assert cp.returncode == 0, cp.stderr[-2000:]
+    vertices = _vertices(cp.stderr)
+    names = [v["name"] for v in vertices.values()]
+    assert sum(n == "[internal] load local bake definitions" for n in names) == 1  # one bake session
+    assert _stages_run(vertices) == {"base", "build", "lint", "test"}
+    logs = _logs(cp.stderr)
+    assert logs.count("built dist/app") == 1, "the shared build stage ran more than once"
+    assert "lint ok: src/greet.sh" in logs and "ok - CI" in logs
+    ran = [v for v in vertices.values() if "build.sh" in v["name"] and not v.get("cached")]
+    assert len(ran) == 1
+
+
+def test_unknown_stage_fails_fast_without_the_engine(tmp_path: Path) -> None:
+    t = time.monotonic()
+    cp = sbuild("--stage", "tset", str(EXAMPLE), env={"DOCKER_HOST": f"unix://{tmp_path}/none.sock"})
+    elapsed = time.monotonic() - t
+    assert cp.returncode == 2
+    assert cp.stderr == ('error: no stage "tset" in ' + str(EXAMPLE / "Dockerfile") +
+                         ' (stages: base, build, lint, test, static-analysis, deploy); did you mean "test"?\n')
+    assert elapsed < 1.0
+
+
+def test_stage_with_target_is_a_usage_error() -> None:
+    cp = sbuild("--stage", "test", "--target", "lint", str(EXAMPLE))
+    assert cp.returncode == 2 and "--stage and --target cannot be used together" in cp.stderr
+
+
+def test_only_the_deploy_stage_gets_tags(tag_prefix: str) -> None:
+    cp = sbuild("--stage", "test", "-t", f"{tag_prefix}:test-only", str(EXAMPLE))
+    assert cp.returncode == 0, cp.stderr[-2000:]
+    assert '-t not applied: only the deploy stage "deploy" gets tags' in cp.stderr
+    assert docker("image", "inspect", f"{tag_prefix}:test-only", check=False).returncode != 0
+
+    cp = sbuild("--stage", "test,deploy", "-t", f"{tag_prefix}:both", "--iidfile", "/dev/stdout", str(EXAMPLE))
+    assert cp.returncode == 0, cp.stderr[-2000:]
+    img = inspect(f"{tag_prefix}:both")
+    assert img["Config"]["Entrypoint"] == ["/usr/local/bin/app"]  # deploy's, not test's
+    assert cp.stdout.strip() == img["Id"]
+
+
+def test_quiet_with_stages_prints_the_deploy_image_id(tag_prefix: str) -> None:
+    cp = sbuild("-q", "--stage", "lint", "--stage", "deploy", "-t", f"{tag_prefix}:q", str(EXAMPLE))
+    assert cp.returncode == 0, cp.stderr
+    assert cp.stdout.strip() == inspect(f"{tag_prefix}:q")["Id"]
+
+
+def test_failing_stage_fails_the_session(example: Path) -> None:
+    (example / "tests" / "run.sh").write_text("echo 'FAIL - on purpose'; exit 4\n")
+    cp = sbuild("--stage", "lint,test", str(example))
+    assert cp.returncode == 1
+    assert "FAIL - on purpose" in cp.stderr
