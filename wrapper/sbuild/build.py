@@ -15,20 +15,23 @@ from .errors import UsageError
 from .flags import BuildCommand
 from .mask import Masker
 from .progress import BuildModel, StreamSplitter, Update
+from .report import Report
 
 PROGRESS_MODES = ("auto", "plain", "tty", "quiet", "rawjson")
 
 
 class BuildOutcome:
-    __slots__ = ("exit_code", "finished", "image_id", "model", "started")
+    __slots__ = ("exit_code", "image_id", "masker", "mode", "model", "report", "signal")
 
-    def __init__(self, exit_code: int, model: BuildModel, image_id: str | None, started: float,
-                 finished: float) -> None:
-        self.exit_code = exit_code
+    def __init__(self, exit_code: int, model: BuildModel, image_id: str | None, report: Report,
+                 signal: int | None, mode: str, masker: Masker) -> None:
+        self.exit_code = exit_code  # buildx's, or 128+signal when interrupted
         self.model = model
         self.image_id = image_id
-        self.started = started
-        self.finished = finished
+        self.report = report
+        self.signal = signal
+        self.mode = mode  # the progress mode used (plain, tty, quiet, rawjson)
+        self.masker = masker
 
 
 def is_remote_context(ctx: str) -> bool:
@@ -76,10 +79,16 @@ class Renderer(Protocol):
 
     def finish(self, model: BuildModel) -> None: ...
 
+    def close(self) -> None: ...
 
-def make_renderer(mode: str, err: TextIO, masker: Masker) -> Renderer | None:
+
+def make_renderer(mode: str, err: TextIO, masker: Masker, model: BuildModel, stages: list[str]) -> Renderer | None:
     if mode in ("quiet", "rawjson"):
         return None
+    if mode == "tty":
+        from .render_tty import TtyRenderer
+
+        return TtyRenderer(err, masker, model, stages)
     from .render_plain import PlainRenderer
 
     return PlainRenderer(err, masker)
@@ -138,7 +147,7 @@ def run(cmd: BuildCommand, *, err: TextIO | None = None, out: TextIO | None = No
 
     model = BuildModel()
     splitter = StreamSplitter()
-    renderer = make_renderer(mode, err, masker)
+    renderer = make_renderer(mode, err, masker, model, [s.key for s in plan.closure])
     passthrough = mode == "rawjson"
 
     def feed(items: list[dict[str, object] | str]) -> None:
@@ -170,9 +179,8 @@ def run(cmd: BuildCommand, *, err: TextIO | None = None, out: TextIO | None = No
         elif mode == "quiet" and result.exit_code != 0:
             for line in model.text:  # buildx -q prints its error and nothing else
                 err.write(masker.text(line) + "\n")
-        process.raise_if_interrupted(result)
 
-        if result.exit_code == 0:
+        if result.exit_code == 0 and result.signal is None:
             if metafile is not None:
                 image_id = _deploy_metadata(cmd, plan, metafile, iidfile)
             elif iidfile and os.path.exists(iidfile):
@@ -182,17 +190,37 @@ def run(cmd: BuildCommand, *, err: TextIO | None = None, out: TextIO | None = No
                 out.write(image_id + "\n")
                 out.flush()
     finally:
+        if renderer is not None:
+            renderer.close()
         if tmpdir is not None:
             import shutil
 
             shutil.rmtree(tmpdir, ignore_errors=True)
-    return BuildOutcome(result.exit_code, model, image_id, started, finished)
+    exit_code = 128 + result.signal if result.signal is not None else result.exit_code
+    report = make_report(cmd, plan, model, exit_code, started, finished, result.signal is not None)
+    return BuildOutcome(exit_code, model, image_id, report, result.signal, mode, masker)
+
+
+def make_report(cmd: BuildCommand, plan: object, model: BuildModel, exit_code: int, started: float,
+                finished: float, interrupted: bool) -> Report:
+    from .plan import Plan
+    from .report import build_report
+
+    assert isinstance(plan, Plan)
+    graph = plan.graph
+    closure = [s.key for s in plan.closure]
+    single = closure[0] if len(closure) == 1 else (graph.default.key if graph else None)
+    tags = cmd.values("tag") if (not plan.selected or plan.deploy is not None) else []
+    return build_report(model, exit_code=exit_code, stage_order=graph.names if graph else None,
+                        expected=closure or None, single_stage=single, started=started, finished=finished,
+                        tags=tags, interrupted=interrupted)
 
 
 def _deploy_metadata(cmd: BuildCommand, plan: object, metafile: str, iidfile: str | None) -> str | None:
     """After a bake session: write the deploy image's --metadata-file and --iidfile as buildx build would."""
     import json
 
+    from .files import write_atomic
     from .plan import Plan, bake_target_name
 
     assert isinstance(plan, Plan)
@@ -203,25 +231,7 @@ def _deploy_metadata(cmd: BuildCommand, plan: object, metafile: str, iidfile: st
     image_id = image_id_from_metadata(md)
     user_md = cmd.value("metadata-file")
     if user_md:
-        _write_atomic(user_md, json.dumps(md, indent=2))
+        write_atomic(user_md, json.dumps(md, indent=2))
     if iidfile and image_id:
-        _write_atomic(iidfile, image_id)
+        write_atomic(iidfile, image_id)
     return image_id
-
-
-def _write_atomic(path: str, text: str) -> None:
-    """Write a whole file or nothing. Only regular files are swapped in: /dev/stdout stays a stream."""
-    import stat
-
-    try:
-        regular = stat.S_ISREG(os.stat(path).st_mode) and not os.path.islink(path)
-    except FileNotFoundError:
-        regular = True
-    if not regular:
-        with open(path, "w") as f:
-            f.write(text)
-        return
-    tmp = f"{path}.sbuild-tmp"
-    with open(tmp, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)

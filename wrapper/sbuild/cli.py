@@ -9,8 +9,13 @@ from __future__ import annotations
 import sys
 from collections.abc import Sequence
 
+from typing import TYPE_CHECKING
+
 from . import __version__
 from .errors import SbuildError
+
+if TYPE_CHECKING:
+    from . import build, flags
 
 SUBCOMMANDS = ("stages", "warm")
 
@@ -33,7 +38,40 @@ def build_main(argv: list[str]) -> int:
     from . import build
 
     outcome = build.run(cmd)
+    write_outputs(cmd, outcome)
+    if outcome.signal is not None:
+        import signal
+
+        sys.stderr.write(f"error: interrupted by {signal.Signals(outcome.signal).name}: build canceled\n")
     return outcome.exit_code
+
+
+def write_outputs(cmd: flags.BuildCommand, outcome: build.BuildOutcome) -> None:
+    """The end-of-build table and the report files; every secret masked."""
+    import os
+
+    from . import render_report as rr
+    from .files import append, write_atomic
+
+    report, mask = outcome.report, outcome.masker.text
+    if outcome.mode in ("plain", "tty"):
+        sys.stderr.write("\n" + mask(rr.terminal(report)))
+    path = cmd.value("report")
+    if path:
+        write_atomic(path, mask(rr.json_text(report)))
+    path = cmd.value("trace")
+    if path:
+        import json
+
+        write_atomic(path, mask(json.dumps(rr.trace(report))))
+    md = None
+    path = cmd.value("summary")
+    if path:
+        md = mask(rr.markdown(report))
+        write_atomic(path, md)
+    gh = os.environ.get("GITHUB_STEP_SUMMARY")
+    if gh:
+        append(gh, md or mask(rr.markdown(report)))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -49,7 +49,13 @@ class StreamSplitter:
         size = len(buf)
         loads = json.loads
         while pos < size:
-            if buf.startswith("{\n", pos) or (buf[pos] == "{" and buf.startswith("{}", pos)):
+            if buf.startswith("{}", pos):  # bake sends empty objects
+                if pos + 2 == size and not final:
+                    break
+                out.append({})
+                pos += 3 if buf.startswith("\n", pos + 2) else 2
+                continue
+            if buf.startswith("{\n", pos):
                 end = buf.find("\n}", pos)
                 if end < 0:
                     break
@@ -148,6 +154,14 @@ class Step:
 
     def __repr__(self) -> str:
         return f"Step({self.name!r}, cached={self.cached}, error={self.error!r})"
+
+    @property
+    def display(self) -> str:
+        """The name as a plain build shows it: bake's target word dropped ("[test build 2/2]" -> "[build 2/2]")."""
+        if self.internal or self.target is None:
+            return self.name
+        plat = f"{self.platform} " if self.platform else ""
+        return f"[{plat}{self.stage} {self.index}/{self.total}] {self.instruction}"
 
     @property
     def is_source(self) -> bool:

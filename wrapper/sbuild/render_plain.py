@@ -81,6 +81,9 @@ class PlainRenderer:
             self._pending_text.append(obj)
         self.out.flush()
 
+    def close(self) -> None:
+        pass
+
     def finish(self, model: BuildModel) -> None:
         """After the stream: the failing steps' output (as buildx prints it), then buildx's own text."""
         if self._current is not None:

@@ -1,0 +1,94 @@
+"""Renderers of a build report: pure functions from a Report to text (or a JSON-able dict)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from .report import Report
+
+
+def _secs(x: float) -> str:
+    return f"{x:.1f}s" if x < 60 else f"{int(x // 60)}m{x % 60:04.1f}s"
+
+
+def _ratio(report: Report) -> str:
+    c = report.cache
+    if c.hit_ratio is None:
+        return "cache: no steps"
+    return f"cache {c.cached_steps}/{c.steps} steps ({c.hit_ratio:.0%})"
+
+
+def _short(name: str, width: int) -> str:
+    return name if len(name) <= width else name[: width - 1] + "…"
+
+
+def terminal(report: Report, width: int = 100) -> str:
+    """The end-of-build table (stderr)."""
+    rows = [("STAGE", "STATUS", "STEPS", "CACHED", "TIME", "FIRST MISS")]
+    for s in report.stages:
+        rows.append((s.name, s.status, str(s.steps), f"{s.cached_steps}/{s.steps}", _secs(s.duration_s),
+                     s.first_miss or "-"))
+    w = [max(len(r[i]) for r in rows) for i in range(5)]
+    room = max(20, width - sum(w) - 10)
+    lines = []
+    for r in rows:
+        lines.append(f"{r[0]:<{w[0]}}  {r[1]:<{w[1]}}  {r[2]:>{w[2]}}  {r[3]:>{w[3]}}  {r[4]:>{w[4]}}  "
+                     f"{_short(r[5], room)}".rstrip())
+    verdict = {"success": "built", "failed": "FAILED", "canceled": "CANCELED"}[report.status]
+    lines.append(f"{verdict} in {_secs(report.duration_s)} · {_ratio(report)} · internal {_secs(report.internal_s)}"
+                 + (f" · attempts {report.attempts}" if report.attempts > 1 else ""))
+    f = report.failure
+    if f is not None:
+        where = f" ({f.location})" if f.location else ""
+        lines.append(f"failed: stage {f.stage or '?'} at {f.step}{where}")
+    for t in report.tags:
+        lines.append(f"tagged: {t}")
+    return "\n".join(lines) + "\n"
+
+
+def markdown(report: Report) -> str:
+    """For CI summaries ($GITHUB_STEP_SUMMARY)."""
+    icon = {"success": "✅", "failed": "❌", "canceled": "⚠️"}[report.status]
+    c = report.cache
+    hit = f"{c.hit_ratio:.0%} ({c.cached_steps}/{c.steps} steps)" if c.hit_ratio is not None else "no steps"
+    out = [f"### {icon} sbuild: {report.status} in {report.duration_s:.1f} s, cache hit {hit}", "",
+           "| Stage | Status | Steps | Cached | Time | First cache miss |", "|---|---|---:|---:|---:|---|"]
+    for s in report.stages:
+        miss = f"`{s.first_miss}`" if s.first_miss else ""
+        out.append(f"| {s.name} | {s.status} | {s.steps} | {s.cached_steps} | {s.duration_s:.1f} s | "
+                   f"{miss.replace('|', '∣')} |")
+    f = report.failure
+    if f is not None:
+        out += ["", f"**Failed:** stage `{f.stage}` at `{f.step}`" + (f" ({f.location})" if f.location else ""), "",
+                "```", *f.output, "```"]
+    if report.tags:
+        out += ["", "**Tags:** " + ", ".join(f"`{t}`" for t in report.tags)]
+    return "\n".join(out) + "\n"
+
+
+def trace(report: Report) -> dict[str, Any]:
+    """Chrome trace-event JSON: a track per stage, a slice per step, cached steps marked."""
+    events: list[dict[str, Any]] = [
+        {"ph": "M", "name": "process_name", "pid": 1, "args": {"name": "sbuild"}},
+        {"ph": "M", "name": "thread_name", "pid": 1, "tid": 0, "args": {"name": "build"}},
+        {"ph": "X", "name": f"build ({report.status})", "pid": 1, "tid": 0, "ts": 0,
+         "dur": int(report.duration_s * 1e6), "args": {"exit_code": report.exit_code}},
+    ]
+    for i, s in enumerate(report.stages, 1):
+        events.append({"ph": "M", "name": "thread_name", "pid": 1, "tid": i, "args": {"name": s.name}})
+        events.append({"ph": "M", "name": "thread_sort_index", "pid": 1, "tid": i, "args": {"sort_index": i}})
+        for st in s.timeline:
+            if st.started_s is None:
+                continue
+            events.append({
+                "ph": "X", "pid": 1, "tid": i, "ts": int(st.started_s * 1e6), "dur": max(1, int(st.duration_s * 1e6)),
+                "name": st.name + (" (cached)" if st.cached else ""), "cat": "cached" if st.cached else "step",
+                "cname": "good" if st.cached else ("terrible" if st.error else "thread_state_running"),
+                "args": {"cached": st.cached, **({"error": st.error} if st.error else {})},
+            })
+    return {"traceEvents": events, "displayTimeUnit": "ms"}
+
+
+def json_text(report: Report) -> str:
+    return json.dumps(report.to_json(), indent=2) + "\n"

@@ -1,0 +1,100 @@
+"""Live progress on a terminal: one line per stage and the tail of the running steps' output.
+
+rich is imported only here, i.e. only when stderr is a terminal (it costs ~30 ms to import).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TextIO
+
+from rich.console import Console, Group, RenderableType
+from rich.live import Live
+from rich.table import Table
+from rich.text import Text
+
+from .mask import Masker
+from .progress import BuildModel, Step, Update
+from .render_plain import FAILURE_TAIL
+
+TAIL = 6  # lines of running output shown under the stages
+_SPIN = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
+
+
+class TtyRenderer:
+    def __init__(self, out: TextIO, masker: Masker, model: BuildModel, stages: list[str]) -> None:
+        self.model = model
+        self.mask = masker.text
+        self.stages = list(stages)
+        self.console = Console(file=out, highlight=False)
+        self.t0 = time.monotonic()
+        self.text: list[str] = []
+        self.live = Live(console=self.console, refresh_per_second=8, transient=False,
+                         get_renderable=self._render, redirect_stdout=False, redirect_stderr=False)
+        self.live.start()
+
+    def update(self, u: Update) -> None:
+        kind, obj = u
+        if kind == "text":
+            assert isinstance(obj, str)
+            self.text.append(obj)
+
+    def _render(self) -> RenderableType:
+        steps = list(self.model.steps.values())  # a snapshot: the stream is read on another thread
+        by_stage: dict[str, list[Step]] = {}
+        for s in steps:
+            if not s.internal:
+                by_stage.setdefault(s.stage or (self.stages[0] if len(self.stages) == 1 else "?"), []).append(s)
+        keys = self.stages + [k for k in by_stage if k not in self.stages]
+        table = Table.grid(padding=(0, 1))
+        spin = _SPIN[int(time.monotonic() * 10) % len(_SPIN)]
+        running: list[Step] = []
+        now = time.time()
+        for key in keys:
+            ss = by_stage.get(key, [])
+            real: dict[tuple[int, str], bool] = {}  # bake reports a shared step once per target
+            for s in ss:
+                if not s.is_source:
+                    real[(s.index, s.instruction)] = real.get((s.index, s.instruction), True) and s.cached
+            cached = sum(real.values())
+            active = [s for s in ss if s.started is not None and s.completed is None]
+            failed = [s for s in ss if s.error and "context canceled" not in s.error]
+            running += active
+            if failed:
+                icon, state, style = "✘", "failed", "red"
+            elif active:
+                icon, state, style = spin, "running", "cyan"
+            elif not any(s.started is not None for s in ss):
+                icon, state, style = "·", "waiting", "dim"
+            elif real and cached == len(real):
+                icon, state, style = "✔", "cached", "green"
+            else:
+                icon, state, style = "✔", "built", "green"
+            starts = [s.first_started for s in ss if s.first_started]
+            ends = [s.completed or now for s in ss]
+            elapsed = f"{max(ends) - min(starts):.1f}s" if starts and ends else ""
+            current = active[-1].display if active else (failed[0].display if failed else "")
+            table.add_row(Text(icon, style=style), Text(key, style="bold"), Text(state, style=style),
+                          Text(f"{cached}/{len(real)} cached" if real else "", style="dim"),
+                          Text(elapsed), Text(self.mask(current), style="dim", overflow="ellipsis", no_wrap=True))
+        parts: list[RenderableType] = [table]
+        if running:
+            lines = [ln for s in running for ln in list(s.logs)[-TAIL:]][-TAIL:]
+            if lines:
+                parts.append(Text("\n".join(self.mask(ln) for ln in lines), style="dim", overflow="ellipsis",
+                                  no_wrap=True))
+        return Group(*parts)
+
+    def close(self) -> None:
+        if self.live.is_started:
+            self.live.stop()
+
+    def finish(self, model: BuildModel) -> None:
+        self.close()
+        for step in model.failed_steps():
+            self.console.print(Text(f"------\n > {self.mask(step.name)}:", style="red"))
+            for line in list(step.logs)[-FAILURE_TAIL:]:
+                self.console.print(Text(self.mask(line)))
+            self.console.print(Text("------", style="red"))
+        for line in self.text:
+            self.console.print(Text(self.mask(line)))

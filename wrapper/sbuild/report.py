@@ -1,0 +1,201 @@
+"""Roll BuildKit's steps up per stage: the build report. Pure: a BuildModel (+ the plan) in, a Report out.
+
+A stage's steps are the instructions BuildKit executes for it (`[stage i/n] …` vertices). `FROM image`
+resolves a source: BuildKit never marks it cached, so its time belongs to the stage but it is not a
+step (a build with nothing to redo has a hit ratio of exactly 1.0). Under bake, a stage shared by
+several targets is reported once per target (`[target stage i/n]`); those copies are one step.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from .progress import BuildModel, Step
+
+SCHEMA_VERSION = 1
+OUTPUT_TAIL = 20  # lines of the failing step's output kept in the report
+
+STATUSES = ("built", "cached", "failed", "canceled", "skipped")
+
+
+@dataclass(frozen=True)
+class StepReport:
+    name: str  # BuildKit's vertex name, e.g. "[test 2/2] RUN sh tests/run.sh"
+    index: int
+    started_s: float | None  # seconds since the build started
+    duration_s: float
+    cached: bool
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class StageReport:
+    name: str
+    status: str  # built | cached | failed | canceled | skipped
+    steps: int
+    cached_steps: int
+    duration_s: float
+    first_miss: str | None  # the step where cache stopped (None: all cached, or nothing ran)
+    started_s: float | None = None
+    timeline: tuple[StepReport, ...] = ()
+
+
+@dataclass(frozen=True)
+class Failure:
+    stage: str | None
+    step: str
+    error: str
+    location: str | None  # "Dockerfile:24", as BuildKit names it
+    output: tuple[str, ...]  # last lines of the failing step's output
+
+
+@dataclass(frozen=True)
+class CacheSummary:
+    steps: int
+    cached_steps: int
+    hit_ratio: float | None
+    imported_from: tuple[str, ...] = ()
+    exported_to: tuple[str, ...] = ()
+    export_errors: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Report:
+    status: str  # success | failed | canceled
+    exit_code: int
+    duration_s: float
+    stages: tuple[StageReport, ...]
+    cache: CacheSummary
+    attempts: int = 1
+    tags: tuple[str, ...] = ()
+    pushed: tuple[str, ...] = ()
+    internal_s: float = 0.0  # definition loading, context transfer, export, cache import/export
+    failure: Failure | None = None
+    warnings: tuple[str, ...] = ()
+    retries: tuple[dict[str, Any], ...] = ()
+    schema_version: int = SCHEMA_VERSION
+    notes: tuple[str, ...] = field(default=())
+
+    def to_json(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["cache"]["imported_from"] = list(self.cache.imported_from)
+        d["cache"]["exported_to"] = list(self.cache.exported_to)
+        d["cache"]["export_errors"] = list(self.cache.export_errors)
+        # Stable key order: the schema the tests pin.
+        keys = ("schema_version", "status", "exit_code", "duration_s", "attempts", "stages", "cache", "tags",
+                "pushed", "internal_s", "failure", "warnings", "retries", "notes")
+        return {k: d[k] for k in keys}
+
+
+def _r(x: float) -> float:
+    return round(x, 3)
+
+
+def build_report(model: BuildModel, *, exit_code: int, stage_order: list[str] | None = None,
+                 expected: list[str] | None = None, single_stage: str | None = None,
+                 started: float | None = None, finished: float | None = None, tags: list[str] | None = None,
+                 interrupted: bool = False, attempts: int = 1) -> Report:
+    """Per-stage report of one build.
+
+    stage_order: stage keys in Dockerfile order (for sorting); expected: the stages the build had to run
+    (those with no step seen are skipped or cached); single_stage: the stage that `[i/n]` names belong
+    to (a Dockerfile with one stage)."""
+    # Step offsets are measured on BuildKit's clock (a remote builder's may differ from ours); the
+    # total is sbuild's wall time when given.
+    t0 = model.first_time if model.first_time is not None else (started or 0.0)
+    wall = (finished - started) if (started is not None and finished is not None) else \
+        ((model.last_time or t0) - t0)
+    groups: dict[str, dict[tuple[int, str], list[Step]]] = {}
+    sources: dict[str, list[Step]] = {}
+    internal: list[Step] = []
+    for s in model.steps.values():
+        if s.internal:
+            internal.append(s)
+            continue
+        key = s.stage or single_stage or "stage-0"
+        if s.is_source:
+            sources.setdefault(key, []).append(s)
+            groups.setdefault(key, {})
+        else:
+            groups.setdefault(key, {}).setdefault((s.index, s.instruction), []).append(s)
+
+    failed_build = exit_code != 0
+    order = list(stage_order or [])
+    for k in list(groups) + list(expected or []):
+        if k not in order:
+            order.append(k)
+    stages: list[StageReport] = []
+    for key in order:
+        if key not in groups:
+            if expected is not None and key in expected:
+                status = "skipped" if (failed_build or interrupted) else "cached"
+                stages.append(StageReport(key, status, 0, 0, 0.0, None))
+            continue
+        stages.append(_stage(key, groups[key], sources.get(key, []), t0, failed_build or interrupted))
+
+    total = sum(s.steps for s in stages)
+    cached = sum(s.cached_steps for s in stages)
+    internal_time = _span(internal)
+    failure = _failure(model)
+    status = "canceled" if interrupted else ("success" if exit_code == 0 else "failed")
+    return Report(
+        status=status, exit_code=exit_code, duration_s=_r(max(0.0, wall)), stages=tuple(stages),
+        cache=CacheSummary(total, cached, _r(cached / total) if total else None),
+        attempts=attempts, tags=tuple(tags or ()) if exit_code == 0 else (), internal_s=_r(internal_time),
+        failure=failure, warnings=tuple(w.short for w in model.warnings))
+
+
+def _span(steps: list[Step]) -> float:
+    starts = [s.first_started for s in steps if s.first_started is not None]
+    ends = [s.completed for s in steps if s.completed is not None]
+    if not starts or not ends:
+        return 0.0
+    return max(0.0, max(ends) - min(starts))
+
+
+def _stage(key: str, steps: dict[tuple[int, str], list[Step]], sources: list[Step], t0: float,
+           build_failed: bool) -> StageReport:
+    timeline: list[StepReport] = []
+    n_cached = 0
+    first_miss = None
+    status = None
+    for (index, _instr), copies in sorted(steps.items()):
+        cached = all(c.cached for c in copies)
+        errors = [c.error for c in copies if c.error]
+        err = next((e for e in errors if "context canceled" not in e), errors[0] if errors else None)
+        done = all(c.completed is not None for c in copies)
+        if err and "context canceled" not in err:
+            status = "failed"
+        elif (err or not done) and status != "failed":
+            status = "canceled"
+        if cached:
+            n_cached += 1
+        elif first_miss is None:
+            first_miss = copies[0].display
+        run = min(copies, key=lambda c: (c.cached, c.first_started or 0.0))  # the copy that did the work
+        timeline.append(StepReport(run.display, index, _r(run.first_started - t0) if run.first_started else None,
+                                   _r(_span([run])), cached, err))
+    every = [c for copies in steps.values() for c in copies] + sources
+    if status is None:
+        status = "cached" if n_cached == len(steps) else "built"
+        if build_failed and any(c.completed is None for c in every):
+            status = "canceled"
+    starts = [c.first_started for c in every if c.first_started is not None]
+    return StageReport(key, status, len(steps), n_cached, _r(_span(every)), first_miss,
+                       _r(min(starts) - t0) if starts else None, tuple(timeline))
+
+
+def _failure(model: BuildModel) -> Failure | None:
+    failed = model.failed_steps()
+    if not failed:
+        return None
+    step = min(failed, key=lambda s: s.completed or 0.0)
+    location = None
+    text = list(model.text)
+    for i, line in enumerate(text):
+        # BuildKit's excerpt: "Dockerfile:24" then a line of dashes
+        if i + 1 < len(text) and text[i + 1].startswith("-----") and ":" in line and line.rsplit(":", 1)[1].isdigit():
+            location = line.strip()
+            break
+    return Failure(step.stage, step.display, step.error or "", location, tuple(list(step.logs)[-OUTPUT_TAIL:]))
