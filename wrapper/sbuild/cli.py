@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
-
 from typing import TYPE_CHECKING
 
 from . import __version__

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import json
 import re
+from binascii import a2b_base64
 from collections import deque
 from collections.abc import Iterator
 from typing import NamedTuple
@@ -47,7 +48,7 @@ class StreamSplitter:
         out: list[dict[str, object] | str] = []
         pos = 0
         size = len(buf)
-        loads = json.loads
+        scan = _SCAN  # the C scanner: parses in place, no slice, no wrapper frames
         while pos < size:
             if buf.startswith("{}", pos):  # bake sends empty objects
                 if pos + 2 == size and not final:
@@ -63,8 +64,11 @@ class StreamSplitter:
                 if stop == size and not final:
                     break  # "}" might be followed by more on the same line; wait for it
                 try:
-                    out.append(loads(buf[pos:stop]))
-                except ValueError:
+                    obj, end = scan(buf, pos)
+                    if end != stop:
+                        raise ValueError("trailing data")
+                    out.append(obj)
+                except (ValueError, StopIteration):
                     # Not JSON after all: give it back as text, line by line.
                     out.extend(buf[pos:stop].split("\n"))
                 pos = stop + 1 if buf.startswith("\n", stop) else stop
@@ -88,28 +92,38 @@ class StreamSplitter:
         return out
 
 
-_day_cache: dict[str, int] = {}
+_SCAN = json.JSONDecoder().scan_once
+_minute_cache: dict[str, float] = {}
 
 
 def parse_time(ts: str) -> float:
-    """RFC 3339 with nanoseconds ("2026-11-28T03:28:55.396913883Z") to epoch seconds, quickly."""
-    day = _day_cache.get(ts[:10])
-    if day is None:
-        day = _days_from_civil(int(ts[0:4]), int(ts[5:7]), int(ts[8:10])) * 86400
-        _day_cache[ts[:10]] = day
-    secs = day + int(ts[11:13]) * 3600 + int(ts[14:16]) * 60 + int(ts[17:19])
-    rest = ts[19:]
-    frac = 0.0
-    if rest.startswith("."):
-        k = 1
+    """RFC 3339 with nanoseconds ("2026-11-28T03:28:55.396913883Z") to epoch seconds, quickly: the
+    minute is cached, the seconds are one float()."""
+    if ts.endswith("Z") and len(ts) > 20:
+        base = _minute_cache.get(ts[:16])
+        if base is None:
+            base = _minute_cache[ts[:16]] = float(_days_from_civil(int(ts[0:4]), int(ts[5:7]), int(ts[8:10])) * 86400
+                                                  + int(ts[11:13]) * 3600 + int(ts[14:16]) * 60)
+        return base + float(ts[17:-1])
+    return _parse_time_slow(ts)
+
+
+def _parse_time_slow(ts: str) -> float:
+    from datetime import datetime
+
+    whole, _, rest = ts.partition(".")
+    frac = ""
+    tz = "+00:00"
+    if rest:
+        k = 0
         while k < len(rest) and rest[k].isdigit():
             k += 1
-        frac = float("0" + rest[:k])
-        rest = rest[k:]
-    if rest and rest != "Z":
-        sign = -1 if rest[0] == "+" else 1  # "+01:00" means UTC is an hour earlier
-        secs += sign * (int(rest[1:3]) * 3600 + int(rest[4:6]) * 60)
-    return secs + frac
+        frac, tz = rest[:k], rest[k:] or tz
+    elif not whole.endswith("Z") and ("+" in whole[19:] or "-" in whole[19:]):
+        whole, tz = whole[:19], whole[19:]
+    whole = whole.rstrip("Z")
+    tz = "+00:00" if tz == "Z" else tz
+    return datetime.fromisoformat(whole + tz).timestamp() + (float("0." + frac) if frac else 0.0)
 
 
 def _days_from_civil(y: int, m: int, d: int) -> int:
@@ -175,10 +189,19 @@ class Step:
         return max(0.0, self.completed - self.first_started)
 
 
-class LogLine(NamedTuple):
+class LogLines(NamedTuple):
+    """Complete output lines of one log entry."""
+
     step: Step
-    text: str
-    at: float  # seconds since the step started
+    lines: list[str]
+    timestamp: str | None  # BuildKit's, RFC 3339
+
+    @property
+    def at(self) -> float:
+        """Seconds since the step started (computed only by renderers that show it)."""
+        if not self.timestamp or self.step.started is None:
+            return 0.0
+        return max(0.0, parse_time(self.timestamp) - self.step.started)
 
 
 class Status(NamedTuple):
@@ -194,7 +217,7 @@ class Warning_(NamedTuple):
     detail: str
 
 
-Update = tuple[str, object]  # ("start", Step) | ("done", Step) | ("log", LogLine) | ("status", Status) | ...
+Update = tuple[str, object]  # ("start", Step) | ("done", Step) | ("log", LogLines) | ("status", Status) | ...
 
 
 def classify_name(name: str) -> tuple[bool, str | None, str | None, str | None, int, int, str]:
@@ -234,6 +257,18 @@ class BuildModel:
     def apply(self, obj: dict[str, object]) -> list[Update]:
         updates: list[Update] = []
         steps = self.steps
+        logs = obj.get("logs")
+        if logs:  # the bulk of a long build's stream: keep this path short
+            self.events += len(logs)  # type: ignore[arg-type]
+            for lg in logs:  # type: ignore[attr-defined]
+                step = steps.get(lg.get("vertex", ""))
+                if step is None:
+                    continue
+                lines = _split_log(step, lg.get("stream", 1), a2b_base64(lg.get("data", "")).decode("utf-8", "replace"))
+                if lines:
+                    updates.append(("log", LogLines(step, lines, lg.get("timestamp"))))
+            if len(obj) == 1:
+                return updates
         for v in obj.get("vertexes") or ():  # type: ignore[attr-defined]
             self.events += 1
             digest = v["digest"]
@@ -275,18 +310,6 @@ class BuildModel:
             if step is not None:
                 updates.append(("status", Status(step, s.get("id", ""), s.get("current", 0) or 0,
                                                  s.get("total", 0) or 0, bool(s.get("completed")))))
-        for lg in obj.get("logs") or ():  # type: ignore[attr-defined]
-            self.events += 1
-            step = steps.get(lg.get("vertex", ""))
-            if step is None:
-                continue
-            data = base64.b64decode(lg.get("data", ""))
-            at = 0.0
-            ts = lg.get("timestamp")
-            if ts and step.started is not None:
-                at = max(0.0, parse_time(ts) - step.started)
-            for text in _split_log(step, lg.get("stream", 1), data.decode("utf-8", "replace")):
-                updates.append(("log", LogLine(step, text, at)))
         for w in obj.get("warnings") or ():  # type: ignore[attr-defined]
             self.events += 1
             short = base64.b64decode(w.get("short", "")).decode("utf-8", "replace")
@@ -313,16 +336,25 @@ def _keep(step: Step, line: str) -> None:
     step.log_lines += 1
 
 
-def _split_log(step: Step, stream: int, text: str) -> Iterator[str]:
-    text = step._partial.pop(stream, "") + text
-    *lines, rest = text.split("\n")
+def _split_log(step: Step, stream: int, text: str) -> list[str]:
+    """Complete lines of a log entry, kept in the step's bounded tail; a partial last line waits."""
+    partial = step._partial
+    if stream in partial:
+        text = partial.pop(stream) + text
+    lines = text.split("\n")
+    rest = lines.pop()
     if rest:
         # Bound a partial line too: a step printing without newlines must not grow memory.
-        step._partial[stream] = rest[-LOG_LINE_MAX:]
-    for line in lines:
-        line = line.rstrip("\r")
-        _keep(step, line)
-        yield line
+        partial[stream] = rest[-LOG_LINE_MAX:]
+    if not lines:
+        return lines
+    if "\r" in text:
+        lines = [ln.rstrip("\r") for ln in lines]
+    if max(map(len, lines)) > LOG_LINE_MAX:
+        lines = [ln if len(ln) <= LOG_LINE_MAX else ln[:LOG_LINE_MAX] + "…" for ln in lines]
+    step.logs.extend(lines)  # a deque with maxlen: only the tail stays
+    step.log_lines += len(lines)
+    return lines
 
 
 def iter_stream(text: str) -> Iterator[dict[str, object] | str]:

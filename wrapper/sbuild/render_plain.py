@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TextIO
 
 from .mask import Masker
-from .progress import BuildModel, LogLine, Status, Step, Update, Warning_
+from .progress import BuildModel, LogLines, Status, Step, Update, Warning_
 
 FAILURE_TAIL = 20  # lines of a failed step's output shown again at the end
 
@@ -46,9 +46,10 @@ class PlainRenderer:
             assert isinstance(obj, Step)
             self._header(obj)
         elif kind == "log":
-            assert isinstance(obj, LogLine)
+            assert isinstance(obj, LogLines)
             tag = self._header(obj.step)
-            self.out.write(f"{tag} {obj.at:.3f} {self.mask(obj.text)}\n")
+            prefix = f"{tag} {obj.at:.3f} "
+            self.out.write("".join(f"{prefix}{self.mask(line)}\n" for line in obj.lines))
         elif kind == "status":
             assert isinstance(obj, Status)
             if obj.done:

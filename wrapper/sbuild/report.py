@@ -122,7 +122,14 @@ def build_report(model: BuildModel, *, exit_code: int, stage_order: list[str] | 
 
     failed_build = exit_code != 0
     order = list(stage_order or [])
-    for k in list(groups) + list(expected or []):
+
+    def first_start(k: str) -> float:
+        starts = [s.first_started for c in groups[k].values() for s in c] + \
+            [s.first_started for s in sources.get(k, [])]
+        return min((t for t in starts if t is not None), default=float("inf"))
+
+    # Stages the Dockerfile order does not cover (no graph: stdin, remote context) go by start time.
+    for k in sorted(groups, key=first_start) + list(expected or []):
         if k not in order:
             order.append(k)
     stages: list[StageReport] = []

@@ -1,0 +1,87 @@
+"""The per-stage report against the real engine."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from .conftest import sbuild, sbuild_cmd
+
+pytestmark = pytest.mark.usefixtures("engine")
+
+
+def _stages(report: dict) -> dict[str, dict]:
+    return {s["name"]: s for s in report["stages"]}
+
+
+def test_cached_then_one_changed_file(example: Path, tmp_path: Path) -> None:
+    r = tmp_path / "r.json"
+    for _ in range(2):
+        cp = sbuild("--stage", "test", "--report", str(r), str(example))
+        assert cp.returncode == 0, cp.stderr[-2000:]
+    second = json.loads(r.read_text())
+    assert second["status"] == "success" and second["exit_code"] == 0
+    assert set(_stages(second)) == {"base", "build", "test"}
+    assert all(s["status"] == "cached" and s["steps"] == s["cached_steps"] > 0 for s in second["stages"])
+    assert second["cache"]["hit_ratio"] == 1.0
+    assert "100%" in cp.stderr  # the end-of-build table
+
+    with (example / "tests" / "run.sh").open("a") as f:
+        f.write(f"# changed {time.time()}\n")  # a file only the test stage copies
+    cp = sbuild("--stage", "test", "--report", str(r), str(example))
+    assert cp.returncode == 0, cp.stderr[-2000:]
+    third = _stages(json.loads(r.read_text()))
+    assert third["base"]["status"] == third["build"]["status"] == "cached"
+    assert third["test"]["status"] == "built"
+    assert third["test"]["first_miss"] == "[test 1/2] COPY tests/ ./tests/"
+    assert third["test"]["cached_steps"] == 0
+
+
+def test_failing_stage_report_and_exit_code(example: Path, tmp_path: Path) -> None:
+    (example / "tests" / "run.sh").write_text("echo 'FAIL - broken on purpose'\nexit 4\n")
+    r, s = tmp_path / "r.json", tmp_path / "summary.md"
+    gh = tmp_path / "gh-summary.md"
+    gh.write_text("earlier step\n")
+    cp = sbuild("--stage", "lint,test", "--report", str(r), "--summary", str(s), str(example),
+                env={"GITHUB_STEP_SUMMARY": str(gh)})
+    assert cp.returncode == 1
+    rep = json.loads(r.read_text())
+    assert rep["status"] == "failed" and rep["exit_code"] == 1
+    assert rep["failure"]["stage"] == "test"
+    assert rep["failure"]["step"] == "[test 2/2] RUN sh tests/run.sh dist/app"
+    assert rep["failure"]["location"].endswith(":22")
+    assert rep["failure"]["output"][-1] == "FAIL - broken on purpose"
+    assert _stages(rep)["test"]["status"] == "failed"
+    assert "failed: stage test at [test 2/2] RUN sh tests/run.sh dist/app" in cp.stderr
+    assert s.read_text().startswith("### ❌ sbuild: failed")
+    assert gh.read_text().startswith("earlier step\n### ❌ sbuild: failed")  # appended, not replaced
+
+
+def test_interrupted_build_still_writes_a_whole_report(tmp_path: Path) -> None:
+    (tmp_path / "Dockerfile").write_text("FROM sbuild-busybox AS slow\nRUN echo started-slow && sleep 60\n")
+    r = tmp_path / "r.json"
+    proc = subprocess.Popen([*sbuild_cmd(), "--no-cache", "--progress=plain", "--report", str(r), str(tmp_path)],
+                            stderr=subprocess.PIPE, text=True)
+    assert proc.stderr is not None
+    for line in proc.stderr:
+        if "started-slow" in line and "RUN" not in line:
+            break
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(timeout=30) == 130
+    rep = json.loads(r.read_text())
+    assert rep["status"] == "canceled" and rep["exit_code"] == 130
+    assert _stages(rep)["slow"]["status"] == "canceled"
+
+
+def test_trace_file(tmp_path: Path) -> None:
+    t = tmp_path / "trace.json"
+    cp = sbuild("--stage", "lint,test", "--trace", str(t), str(Path(__file__).parents[1] / "examples/pipeline"))
+    assert cp.returncode == 0
+    events = json.loads(t.read_text())["traceEvents"]
+    tracks = {e["args"]["name"] for e in events if e.get("name") == "thread_name"}
+    assert {"base", "build", "lint", "test"} <= tracks

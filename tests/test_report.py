@@ -1,0 +1,185 @@
+"""The per-stage report on real recorded streams (tests/data/streams, see scripts/record-streams).
+
+Expectations are computed here straight from the recorded vertices (their timestamps and `cached`
+flags), independently of sbuild's stream parser."""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+
+from sbuild import render_report
+from sbuild.progress import LOG_TAIL_LINES, BuildModel, StreamSplitter, load_stream
+from sbuild.report import build_report
+
+STREAMS = Path(__file__).parent / "data" / "streams"
+NAME = re.compile(r"^\[(?:(?P<target>\S+) )?(?P<stage>[^\s\]]+) (?P<i>\d+)/(?P<n>\d+)\] (?P<instr>.*)$", re.S)
+SINGLE = re.compile(r"^\[(?P<i>\d+)/(?P<n>\d+)\] (?P<instr>.*)$", re.S)
+
+
+def _ts(s: str) -> float:
+    whole, _, frac = s.rstrip("Z").partition(".")
+    return datetime.fromisoformat(whole + "+00:00").timestamp() + float("0." + (frac or "0"))
+
+
+def _vertices(text: str) -> dict[str, dict]:
+    dec, i, out = json.JSONDecoder(), 0, {}
+    while (i := text.find("{\n", i)) >= 0:
+        obj, i = dec.raw_decode(text, i)
+        for v in obj.get("vertexes") or ():
+            d = out.setdefault(v["digest"], {"name": v["name"], "starts": [], "completed": None, "cached": False})
+            if v.get("started"):
+                d["starts"].append(_ts(v["started"]))
+            if v.get("completed"):
+                d["completed"] = _ts(v["completed"])
+            d["cached"] |= bool(v.get("cached"))
+    return out
+
+
+def _expected(text: str, single: str) -> dict[str, dict]:
+    stages: dict[str, dict] = {}
+    for v in _vertices(text).values():
+        m = NAME.match(v["name"]) or SINGLE.match(v["name"])
+        if not m:
+            continue
+        stage = m.groupdict().get("stage") or single
+        st = stages.setdefault(stage, {"steps": {}, "starts": [], "ends": []})
+        st["starts"] += v["starts"]
+        st["ends"].append(v["completed"])
+        if not m.group("instr").startswith("FROM "):
+            key = (int(m.group("i")), m.group("instr"))
+            st["steps"][key] = st["steps"].get(key, True) and v["cached"]
+    return {k: {"steps": len(s["steps"]), "cached_steps": sum(s["steps"].values()),
+                "duration_s": round(max(s["ends"]) - min(s["starts"]), 3)} for k, s in stages.items()}
+
+
+CASES = ["pipeline-cold-test", "pipeline-warm-test", "pipeline-bake", "pipeline-fail-test", "single-stage"]
+
+
+ORDER = ["base", "build", "lint", "test", "static-analysis", "deploy"]  # examples/pipeline
+
+
+def _report(name: str):
+    text = (STREAMS / f"{name}.rawjson").read_text()
+    code = int(re.search(r"# exit code: (\d+)", (STREAMS / f"{name}.cmd").read_text()).group(1))
+    order = ORDER if name.startswith("pipeline") else None
+    return text, code, build_report(load_stream(text), exit_code=code, single_stage="stage-0", stage_order=order)
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_stage_numbers_equal_the_recorded_vertices(name: str) -> None:
+    text, _, report = _report(name)
+    expected = _expected(text, "stage-0")
+    got = {s.name: {"steps": s.steps, "cached_steps": s.cached_steps, "duration_s": s.duration_s}
+           for s in report.stages}
+    assert got == expected
+    assert report.cache.steps == sum(e["steps"] for e in expected.values())
+    assert report.cache.cached_steps == sum(e["cached_steps"] for e in expected.values())
+
+
+def test_warm_build_is_all_cached_with_hit_ratio_exactly_one() -> None:
+    _, _, r = _report("pipeline-warm-test")
+    assert [s.name for s in r.stages] == ["base", "build", "test"]
+    assert all(s.status == "cached" and s.first_miss is None for s in r.stages)
+    assert r.cache.hit_ratio == 1.0
+
+
+def test_cold_build_first_miss_and_status() -> None:
+    _, _, r = _report("pipeline-cold-test")
+    by = {s.name: s for s in r.stages}
+    assert by["test"].status == "built"
+    assert by["test"].first_miss == "[test 1/2] COPY tests/ ./tests/"
+    assert by["build"].first_miss == "[build 1/2] COPY src/ ./src/"
+
+
+def test_bake_merges_the_copies_of_shared_stages() -> None:
+    _, _, r = _report("pipeline-bake")
+    by = {s.name: s for s in r.stages}
+    assert set(by) == {"base", "build", "lint", "test", "deploy"}
+    assert by["build"].steps == 2  # reported under three targets, two steps
+    assert by["build"].first_miss == "[build 1/2] COPY src/ ./src/"  # without the bake target word
+
+
+def test_failure_names_stage_step_line_and_output() -> None:
+    _, code, r = _report("pipeline-fail-test")
+    assert code == 1 and r.status == "failed" and r.exit_code == 1
+    assert {s.name: s.status for s in r.stages}["test"] == "failed"
+    assert r.failure is not None
+    assert r.failure.stage == "test"
+    assert r.failure.step == "[test 2/2] RUN sh tests/run.sh dist/app"
+    assert r.failure.location == "Dockerfile:22"
+    assert r.failure.output == ("running tests", "FAIL - greeting is wrong")
+    assert "exit code: 4" in r.failure.error
+    assert r.tags == ()
+
+
+def test_single_stage_dockerfile_names_have_no_stage() -> None:
+    _, _, r = _report("single-stage")
+    assert [(s.name, s.steps) for s in r.stages] == [("stage-0", 1)]
+
+
+def test_expected_stages_with_no_steps_are_skipped_on_failure() -> None:
+    text = (STREAMS / "pipeline-fail-test.rawjson").read_text()
+    r = build_report(load_stream(text), exit_code=1, expected=["base", "build", "test", "deploy"])
+    assert {s.name: s.status for s in r.stages}["deploy"] == "skipped"
+
+
+def test_json_report_keys_are_pinned() -> None:
+    _, _, r = _report("pipeline-fail-test")
+    js = r.to_json()
+    assert list(js) == ["schema_version", "status", "exit_code", "duration_s", "attempts", "stages", "cache",
+                        "tags", "pushed", "internal_s", "failure", "warnings", "retries", "notes"]
+    assert js["schema_version"] == 1
+    assert list(js["stages"][0]) == ["name", "status", "steps", "cached_steps", "duration_s", "first_miss",
+                                     "started_s", "timeline"]
+    assert list(js["cache"]) == ["steps", "cached_steps", "hit_ratio", "imported_from", "exported_to",
+                                 "export_errors"]
+    assert list(js["failure"]) == ["stage", "step", "error", "location", "output"]
+    json.loads(render_report.json_text(r))
+
+
+def test_markdown_and_trace() -> None:
+    _, _, r = _report("pipeline-bake")
+    md = render_report.markdown(r)
+    assert md.startswith("### ✅ sbuild: success")
+    assert "| build | built | 2 |" in md
+    tr = render_report.trace(r)
+    slices = [e for e in tr["traceEvents"] if e["ph"] == "X" and e["tid"] > 0]
+    assert len(slices) == sum(s.steps for s in r.stages)
+    assert any(e["cat"] == "cached" and e["name"].endswith("(cached)") for e in slices)
+    tracks = {e["args"]["name"] for e in tr["traceEvents"] if e.get("name") == "thread_name"}
+    assert tracks >= {"base", "build", "lint", "test", "deploy"}
+
+
+def test_streaming_in_small_chunks_gives_the_same_model() -> None:
+    text = (STREAMS / "pipeline-bake.rawjson").read_text()
+    whole = load_stream(text)
+    model, splitter = BuildModel(), StreamSplitter()
+    for i in range(0, len(text), 7):
+        for item in splitter.feed(text[i:i + 7]):
+            model.apply_text(item) if isinstance(item, str) else model.apply(item)
+    for item in splitter.close():
+        model.apply_text(item) if isinstance(item, str) else model.apply(item)
+    assert model.events == whole.events
+    assert [(s.name, s.cached, s.completed) for s in model.steps.values()] == \
+        [(s.name, s.cached, s.completed) for s in whole.steps.values()]
+
+
+def test_log_memory_is_bounded() -> None:
+    digest = "sha256:" + "a" * 64
+    model = BuildModel()
+    model.apply({"vertexes": [{"digest": digest, "name": "[x 1/1] RUN yes", "started": "2026-01-01T00:00:00Z"}]})
+    import base64
+
+    chunk = base64.b64encode(b"y\n" * 1000).decode()
+    for _ in range(200):
+        model.apply({"logs": [{"vertex": digest, "stream": 1, "data": chunk, "timestamp": "2026-01-01T00:00:01Z"}]})
+    model.apply({"logs": [{"vertex": digest, "stream": 1, "data": base64.b64encode(b"z" * 100000).decode()}]})
+    step = model.steps[digest]
+    assert step.log_lines == 200_000
+    assert len(step.logs) == LOG_TAIL_LINES
+    assert len(step._partial[1]) <= 4096
