@@ -8,14 +8,16 @@ from __future__ import annotations
 import os
 import sys
 import time
-from typing import Protocol, TextIO
+from typing import TYPE_CHECKING, Protocol, TextIO
 
 from . import process
 from .errors import UsageError
 from .flags import BuildCommand
 from .mask import Masker
-from .progress import BuildModel, StreamSplitter, Update
-from .report import Report
+
+if TYPE_CHECKING:
+    from .progress import BuildModel, StreamSplitter, Update
+    from .report import Report
 
 PROGRESS_MODES = ("auto", "plain", "tty", "quiet", "rawjson")
 
@@ -111,7 +113,8 @@ def run(cmd: BuildCommand, *, err: TextIO | None = None, out: TextIO | None = No
     out = out or sys.stdout
     check_inputs(cmd)
     mode = progress_mode(cmd)
-    plan = planning.make(cmd)
+    early = planning.needs_graph_first(cmd)
+    plan = planning.make(cmd) if early else planning.EMPTY
     masker = masker_for(cmd)
     for note in plan.notes:
         err.write(f"sbuild: {masker.text(note)}\n")
@@ -145,10 +148,22 @@ def run(cmd: BuildCommand, *, err: TextIO | None = None, out: TextIO | None = No
             args.append(f"--iidfile={iidfile}")
         args += [*extra, "--progress=rawjson", "--", cmd.context]
 
-    model = BuildModel()
-    splitter = StreamSplitter()
-    renderer = make_renderer(mode, err, masker, model, [s.key for s in plan.closure])
+    model: BuildModel
+    splitter: StreamSplitter
+    renderer: Renderer | None = None
     passthrough = mode == "rawjson"
+
+    def spawned() -> None:
+        # Runs while buildx starts up (its CLI takes >100 ms before the first event): everything
+        # not needed to compose buildx's command line is imported and prepared here, off the clock.
+        nonlocal plan, renderer, model, splitter
+        from . import render_report, report  # noqa: F401  (used after the build)
+        from .progress import BuildModel, StreamSplitter
+
+        model, splitter = BuildModel(), StreamSplitter()
+        if not early:
+            plan = planning.make(cmd)
+        renderer = make_renderer(mode, err, masker, model, [s.key for s in plan.closure])
 
     def feed(items: list[dict[str, object] | str]) -> None:
         for item in items:
@@ -165,7 +180,7 @@ def run(cmd: BuildCommand, *, err: TextIO | None = None, out: TextIO | None = No
     started = time.time()
     image_id = None
     try:
-        result = process.run_build(args, on_output, masker=masker, subcommand=subcommand)
+        result = process.run_build(args, on_output, masker=masker, subcommand=subcommand, on_spawn=spawned)
         feed(splitter.close())
         model.finish_logs()
         finished = time.time()

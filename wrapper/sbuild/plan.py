@@ -9,11 +9,13 @@ Pure apart from reading the Dockerfile.
 from __future__ import annotations
 
 import os
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from .errors import DockerfileError, UsageError
 from .flags import BuildCommand
-from .stages import Stage, StageGraph, unknown_stage_message
+
+if TYPE_CHECKING:  # stages (and BuildKit's parser) load only when a Dockerfile is read
+    from .stages import Stage, StageGraph
 
 # buildx build flags that bake 0.13 cannot set per target.
 _NOT_IN_BAKE = ("add-host", "network", "cgroup-parent", "allow")
@@ -90,6 +92,15 @@ def selected_stage_names(cmd: BuildCommand) -> list[str]:
     return out
 
 
+EMPTY = Plan(None, (), (), None, None, {}, ())
+
+
+def needs_graph_first(cmd: BuildCommand) -> bool:
+    """Whether the buildx command depends on the stage graph. A plain build only needs it for the
+    report, so it is read while buildx starts (its own start-up takes longer than reading the file)."""
+    return cmd.has("stage") or cmd.has("deploy-stage")
+
+
 def make(cmd: BuildCommand) -> Plan:
     names = selected_stage_names(cmd)
     if names and cmd.has("target"):
@@ -97,7 +108,9 @@ def make(cmd: BuildCommand) -> Plan:
                          "and what it needs (use one or the other)")
     graph = load_graph(cmd, required=bool(names) or cmd.has("deploy-stage"))
     if graph is None:
-        return Plan(None, (), (), None, None, {}, ())
+        return EMPTY
+    from .stages import unknown_stage_message
+
     deploy_name = cmd.value("deploy-stage")
     deploy = graph.find(deploy_name) if deploy_name else graph.default
     if deploy is None:

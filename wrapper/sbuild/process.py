@@ -83,6 +83,7 @@ def run_build(
     stdin: IO[bytes] | int | None = None,
     env: dict[str, str] | None = None,
     subcommand: Sequence[str] = ("buildx", "build"),
+    on_spawn: Callable[[], None] | None = None,
 ) -> BuildResult:
     """Run `docker buildx build ARGS` (or another buildx subcommand) streaming stderr to on_output."""
     cmd = [docker_bin(), *subcommand, *args]
@@ -102,6 +103,8 @@ def run_build(
     fd = proc.stderr.fileno()
     decoder = codecs.getincrementaldecoder("utf-8")("replace")
     try:
+        if on_spawn is not None:
+            on_spawn()  # work that can overlap buildx's own start-up
         while True:
             chunk = os.read(fd, 1 << 16)  # EINTR is retried by Python after `forward` ran
             if not chunk:

@@ -92,7 +92,7 @@ class StreamSplitter:
         return out
 
 
-_SCAN = json.JSONDecoder().scan_once
+_SCAN = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
 _minute_cache: dict[str, float] = {}
 
 

@@ -378,11 +378,12 @@ def _description(comments: list[str], name: str | None) -> str:
 
 
 def default_platform() -> str:
-    import platform as _platform
+    import os
 
+    machine = os.uname().machine.lower()
     arch = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64",
             "armv7l": "arm/v7", "ppc64le": "ppc64le", "s390x": "s390x", "riscv64": "riscv64"}
-    return "linux/" + arch.get(_platform.machine().lower(), _platform.machine().lower())
+    return "linux/" + arch.get(machine, machine)
 
 
 def platform_args(build_platform: str, target_platform: str | None = None) -> dict[str, str]:
