@@ -92,3 +92,98 @@ def example(tmp_path: Path) -> Path:
     dst = tmp_path / "pipeline"
     shutil.copytree(EXAMPLE, dst)
     return dst
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Registry:
+    """A private docker-registry on 127.0.0.1 that a test may stop."""
+
+    def __init__(self, root: Path) -> None:
+        import shutil as _sh
+
+        exe = _sh.which("docker-registry")
+        if exe is None:
+            _missing("docker-registry not installed")
+        self.port = free_port()
+        self.addr = f"127.0.0.1:{self.port}"
+        cfg = root / "registry.yml"
+        cfg.write_text(f"version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {root}/data\n"
+                       f"http:\n  addr: {self.addr}\n")
+        self.proc = subprocess.Popen([str(exe), "serve", str(cfg)], stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL)
+        for _ in range(100):
+            try:
+                with urllib.request.urlopen(f"http://{self.addr}/v2/", timeout=1):
+                    return
+            except Exception:
+                import time
+
+                time.sleep(0.05)
+        raise AssertionError("private registry did not start")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(timeout=10)
+
+
+@pytest.fixture
+def private_registry(tmp_path: Path, engine: None) -> Iterator[Registry]:
+    reg = Registry(tmp_path)
+    yield reg
+    reg.stop()
+
+
+@pytest.fixture(scope="session")
+def classic_daemon(engine: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A second dockerd WITHOUT the containerd image store: its default builder cannot export cache.
+    Yields its DOCKER_HOST. It runs in a network namespace of its own: `dockerd --bridge=none` deletes
+    the host's docker0 at start-up, which would break the main engine's RUN steps. Builds against it
+    need --network=none; it has only the base image."""
+    import time
+
+    root = tmp_path_factory.mktemp("classic-dockerd")
+    sock = f"unix://{root}/docker.sock"
+    (root / "daemon.json").write_text("{}")
+    ns = f"sbuild-classic-{os.getpid()}"
+    subprocess.run(["ip", "netns", "add", ns], check=True)
+    subprocess.run(["ip", "-n", ns, "link", "set", "lo", "up"], check=True)
+    # nsenter --net only: `ip netns exec` would also remount /sys and hide the cgroup mounts dockerd needs.
+    proc = subprocess.Popen(
+        ["nsenter", f"--net=/var/run/netns/{ns}", "dockerd", "--host", sock, "--data-root", str(root / "data"), "--exec-root", str(root / "exec"),
+         "--pidfile", str(root / "docker.pid"), "--bridge=none", "--iptables=false", "--ip6tables=false",
+         "--config-file", str(root / "daemon.json")],
+        stdout=subprocess.DEVNULL, stderr=(root / "log").open("w"), start_new_session=True)
+    try:
+        for _ in range(150):
+            if subprocess.run(["docker", "-H", sock, "info"], capture_output=True).returncode == 0:
+                break
+            time.sleep(0.2)
+        else:
+            raise AssertionError("second dockerd did not start: " + (root / "log").read_text()[-2000:])
+        save = subprocess.Popen(["docker", "save", BASE_IMAGE], stdout=subprocess.PIPE)
+        subprocess.run(["docker", "-H", sock, "load", "-q"], stdin=save.stdout, check=True, capture_output=True)
+        save.wait()
+        yield sock
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        subprocess.run(["ip", "netns", "del", ns], check=False)
+
+
+def prune_build_cache() -> None:
+    docker("buildx", "prune", "-af")
+
+
+def report(path: Path) -> dict:
+    return json.loads(path.read_text())

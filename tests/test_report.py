@@ -49,15 +49,19 @@ def _expected(text: str, single: str) -> dict[str, dict]:
         stage = m.groupdict().get("stage") or single
         st = stages.setdefault(stage, {"steps": {}, "starts": [], "ends": []})
         st["starts"] += v["starts"]
-        st["ends"].append(v["completed"])
+        if v["completed"] is not None:
+            st["ends"].append(v["completed"])
         if not m.group("instr").startswith("FROM "):
             key = (int(m.group("i")), m.group("instr"))
-            st["steps"][key] = st["steps"].get(key, True) and v["cached"]
+            st["steps"].setdefault(key, True)
+            if v["completed"] is not None:  # copies bake announced but never ran do not count
+                st["steps"][key] = st["steps"][key] and v["cached"]
     return {k: {"steps": len(s["steps"]), "cached_steps": sum(s["steps"].values()),
                 "duration_s": round(max(s["ends"]) - min(s["starts"]), 3)} for k, s in stages.items()}
 
 
-CASES = ["pipeline-cold-test", "pipeline-warm-test", "pipeline-bake", "pipeline-fail-test", "single-stage"]
+CASES = ["pipeline-cold-test", "pipeline-warm-test", "pipeline-bake", "pipeline-bake-all", "pipeline-warm-registry",
+         "pipeline-fail-test", "single-stage"]
 
 
 ORDER = ["base", "build", "lint", "test", "static-analysis", "deploy"]  # examples/pipeline
@@ -102,6 +106,15 @@ def test_bake_merges_the_copies_of_shared_stages() -> None:
     assert set(by) == {"base", "build", "lint", "test", "deploy"}
     assert by["build"].steps == 2  # reported under three targets, two steps
     assert by["build"].first_miss == "[build 1/2] COPY src/ ./src/"  # without the bake target word
+
+
+def test_bake_copies_never_started_do_not_make_a_stage_canceled() -> None:
+    text, _, r = _report("pipeline-warm-registry")
+    assert "[build build 1/2]" in text  # the build target's own copies: announced ...
+    unstarted = [v for v in _vertices(text).values() if v["name"].startswith("[build build") and not v["starts"]]
+    assert unstarted  # ... and never started
+    assert {s.name: s.status for s in r.stages}["build"] in ("cached", "built")
+    assert all(s.status in ("cached", "built") for s in r.stages)
 
 
 def test_failure_names_stage_step_line_and_output() -> None:

@@ -1,6 +1,12 @@
-"""The build: turn a parsed command line into a buildx run, render progress, return the outcome.
+"""The build: turn a parsed command line into buildx runs, render progress, return the outcome.
 
-On every build's start-up path: imports stay light (no pathlib, tempfile, dataclasses, logging).
+One sbuild build is one or more *attempts* (buildx invocations): the first with everything asked for;
+then, when the builder cannot export cache, one with import only; when only the cache export failed, a
+silent one without export that produces buildx's outputs (iidfile, metadata). Each attempt is a single
+BuildKit session: `buildx build`, or `buildx bake` for several stages.
+
+On every build's start-up path: imports stay light (no pathlib, tempfile, dataclasses, logging), and
+what is not needed to compose buildx's command line is prepared while buildx starts.
 """
 
 from __future__ import annotations
@@ -11,12 +17,14 @@ import time
 from typing import TYPE_CHECKING, Protocol, TextIO
 
 from . import process
-from .errors import UsageError
+from .errors import SbuildError, UsageError
 from .flags import BuildCommand
 from .mask import Masker
 
 if TYPE_CHECKING:
-    from .progress import BuildModel, StreamSplitter, Update
+    from .cache import CacheSettings
+    from .plan import Plan
+    from .progress import BuildModel, Update
     from .report import Report
 
 PROGRESS_MODES = ("auto", "plain", "tty", "quiet", "rawjson")
@@ -102,151 +110,273 @@ def image_id_from_metadata(md: dict[str, object]) -> str | None:
     return str(v) if v else None
 
 
-def run(cmd: BuildCommand, *, err: TextIO | None = None, out: TextIO | None = None) -> BuildOutcome:
-    """Build as the command line says: one `buildx build`, or one `buildx bake` session for several
-    stages. Progress is rendered by sbuild; the exit code is buildx's."""
-    import json
+class _Attempt:
+    __slots__ = ("iidfile", "metafile", "model", "result")
 
-    from . import plan as planning
+    def __init__(self, result: process.BuildResult, model: BuildModel, iidfile: str | None,
+                 metafile: str | None) -> None:
+        self.result = result
+        self.model = model
+        self.iidfile = iidfile
+        self.metafile = metafile  # bake's metadata (several targets)
 
-    err = err or sys.stderr
-    out = out or sys.stdout
-    check_inputs(cmd)
-    mode = progress_mode(cmd)
-    early = planning.needs_graph_first(cmd)
-    plan = planning.make(cmd) if early else planning.EMPTY
-    masker = masker_for(cmd)
-    for note in plan.notes:
-        err.write(f"sbuild: {masker.text(note)}\n")
 
-    tmpdir = None
-    iidfile = cmd.value("iidfile")
-    metafile = None  # bake's metadata, when sbuild must derive the deploy image's from it
+class _Build:
+    """State shared by the attempts of one sbuild build."""
 
-    def tmp(name: str) -> str:
-        nonlocal tmpdir
-        if tmpdir is None:
+    def __init__(self, cmd: BuildCommand, err: TextIO, out: TextIO) -> None:
+        from . import plan as planning
+
+        self.cmd, self.err, self.out = cmd, err, out
+        self.planning = planning
+        check_inputs(cmd)
+        self.mode = progress_mode(cmd)
+        self.early = planning.needs_graph_first(cmd)
+        self.plan: Plan = planning.make(cmd) if self.early else planning.EMPTY
+        self.masker = masker_for(cmd)
+        self.cache: CacheSettings | None = self._cache_settings() if self.early else None
+        self.tmpdir: str | None = None
+        self.notes: list[str] = list(self.plan.notes)
+        self.export_errors: list[str] = []
+        for note in self.notes:
+            self.say(note)
+
+    def say(self, line: str) -> None:
+        self.err.write(f"sbuild: {self.masker.text(line)}\n")
+
+    def tmp(self, name: str) -> str:
+        if self.tmpdir is None:
             import tempfile
 
-            tmpdir = tempfile.mkdtemp(prefix="sbuild-")
-        return os.path.join(tmpdir, name)
+            self.tmpdir = tempfile.mkdtemp(prefix="sbuild-")
+        return os.path.join(self.tmpdir, name)
 
-    if plan.bake is not None:
-        subcommand: tuple[str, ...] = ("buildx", "bake")
-        bake_file = tmp("bake.json")
-        with open(bake_file, "w") as f:
-            json.dump(plan.bake, f)
-        metafile = tmp("metadata.json")
-        args = ["--file", bake_file, *planning.bake_flags(cmd, plan), f"--metadata-file={metafile}",
-                "--progress=rawjson"]
-    else:
-        subcommand = ("buildx", "build")
-        extra, drop = planning.single_stage_args(cmd, plan) if plan.selected else ([], frozenset[str]())
-        args = cmd.buildx_args(drop=drop | {"progress", "quiet"})
+    # -- what to run ---------------------------------------------------------------------------
+
+    def _cache_settings(self) -> CacheSettings | None:
+        cmd = self.cmd
+        if not (cmd.has("cache-repo") or cmd.has("cache-dir")):
+            return None
+        from . import cache, gitinfo
+
+        plan = self.plan
+        if plan.selected:
+            stages = [s.key for s in plan.selected]
+        elif cmd.value("target"):
+            stages = [str(cmd.value("target")).lower()]
+        elif plan.graph is not None:
+            stages = [plan.graph.default.key]
+        else:
+            raise UsageError("--cache-repo/--cache-dir need a Dockerfile sbuild can read, or --target")
+        where = cmd.context if os.path.isdir(cmd.context) else "."
+        branch = cmd.value("branch") or gitinfo.current_branch(where)
+        default = cmd.value("default-branch") or gitinfo.default_branch(where)
+        return cache.settings(stages=stages, repo=cmd.value("cache-repo"), cache_dir=cmd.value("cache-dir"),
+                              branch=branch, default_branch=default, required=cmd.flag("cache-required"),
+                              run_id=str(os.getpid()))
+
+    def compose(self, export: bool) -> tuple[tuple[str, ...], list[str], str | None, str | None]:
+        """(subcommand, args, iidfile, bake metadata file) for one attempt."""
+        import json
+
+        cmd, plan, cache = self.cmd, self.plan, self.cache
+        iidfile = cmd.value("iidfile")
+        if plan.bake is not None:
+            definition = json.loads(json.dumps(plan.bake))
+            for name, target in definition["target"].items():
+                stage = plan.targets[name]
+                if not export:
+                    target.pop("cache-to", None)
+                if cache is not None:
+                    target["cache-from"] = [*target.get("cache-from", []), *cache.imports]
+                    if export and stage in cache.per_stage:
+                        target["cache-to"] = [*target.get("cache-to", []), *cache.per_stage[stage].cache_to]
+            bake_file = self.tmp("bake.json")
+            with open(bake_file, "w") as f:
+                json.dump(definition, f)
+            metafile = self.tmp("metadata.json")
+            args = ["--file", bake_file, *self.planning.bake_flags(cmd, plan), f"--metadata-file={metafile}",
+                    "--progress=rawjson"]
+            return ("buildx", "bake"), args, iidfile, metafile
+        extra, drop = self.planning.single_stage_args(cmd, plan) if plan.selected else ([], frozenset[str]())
+        drop = drop | {"progress", "quiet"} | (set() if export else {"cache-to"})
+        args = cmd.buildx_args(drop=frozenset(drop))
+        if cache is not None:
+            args += [f"--cache-from={c}" for c in cache.imports]
+            if export:
+                for sc in cache.per_stage.values():
+                    args += [f"--cache-to={c}" for c in sc.cache_to]
         if cmd.flag("quiet") and not iidfile and "iidfile" not in drop:
-            iidfile = tmp("iid")
+            iidfile = self.tmp("iid")
             args.append(f"--iidfile={iidfile}")
-        args += [*extra, "--progress=rawjson", "--", cmd.context]
+        return ("buildx", "build"), [*args, *extra, "--progress=rawjson", "--", cmd.context], iidfile, None
 
-    model: BuildModel
-    splitter: StreamSplitter
-    renderer: Renderer | None = None
-    passthrough = mode == "rawjson"
+    # -- one attempt ---------------------------------------------------------------------------
 
-    def spawned() -> None:
-        # Runs while buildx starts up (its CLI takes >100 ms before the first event): everything
-        # not needed to compose buildx's command line is imported and prepared here, off the clock.
-        nonlocal plan, renderer, model, splitter
-        from . import render_report, report  # noqa: F401  (used after the build)
+    def attempt(self, *, export: bool, render: bool) -> _Attempt:
         from .progress import BuildModel, StreamSplitter
 
+        subcommand, args, iidfile, metafile = self.compose(export)
         model, splitter = BuildModel(), StreamSplitter()
-        if not early:
-            plan = planning.make(cmd)
-        renderer = make_renderer(mode, err, masker, model, [s.key for s in plan.closure])
+        renderer: Renderer | None = None
+        passthrough = render and self.mode == "rawjson"
+        err, masker = self.err, self.masker
 
-    def feed(items: list[dict[str, object] | str]) -> None:
-        for item in items:
-            ups = model.apply_text(item) if isinstance(item, str) else model.apply(item)
+        def spawned() -> None:
+            # Runs while buildx starts up (its CLI takes >100 ms before the first event): what is not
+            # needed to compose buildx's command line is imported and prepared here, off the clock.
+            nonlocal renderer
+            from . import render_report, report  # noqa: F401  (used after the build)
+
+            if not self.early and self.plan is self.planning.EMPTY:
+                self.plan = self.planning.make(self.cmd)
+            if render:
+                renderer = make_renderer(self.mode, err, masker, model, [s.key for s in self.plan.closure])
+
+        def feed(items: list[dict[str, object] | str]) -> None:
+            for item in items:
+                ups = model.apply_text(item) if isinstance(item, str) else model.apply(item)
+                if renderer is not None:
+                    for u in ups:
+                        renderer.update(u)
+
+        def on_output(chunk: str) -> None:
+            if passthrough:
+                err.write(masker.text(chunk))
+            feed(splitter.feed(chunk))
+
+        try:
+            result = process.run_build(args, on_output, masker=masker, subcommand=subcommand, on_spawn=spawned)
+            feed(splitter.close())
+            model.finish_logs()
+            if result.exit_code != 0 and model.events == 0:
+                diag = process.diagnose(result.exit_code, "\n".join(model.text))
+                if diag is not None:
+                    raise diag
             if renderer is not None:
-                for u in ups:
-                    renderer.update(u)
+                renderer.finish(model)
+            elif render and self.mode == "quiet" and result.exit_code != 0:
+                for line in model.text:  # buildx -q prints its error and nothing else
+                    err.write(masker.text(line) + "\n")
+        finally:
+            if renderer is not None:
+                renderer.close()
+        return _Attempt(result, model, iidfile, metafile)
 
-    def on_output(chunk: str) -> None:
-        if passthrough:
-            err.write(masker.text(chunk))
-        feed(splitter.feed(chunk))
+    # -- the build -----------------------------------------------------------------------------
 
-    started = time.time()
-    image_id = None
-    try:
-        result = process.run_build(args, on_output, masker=masker, subcommand=subcommand, on_spawn=spawned)
-        feed(splitter.close())
-        model.finish_logs()
-        finished = time.time()
+    def run(self) -> BuildOutcome:
+        started = time.time()
+        try:
+            a = self.attempt(export=True, render=True)
+            a = self._after_cache_trouble(a)
+            finished = time.time()
+            ok = a.result.exit_code == 0 and a.result.signal is None
+            self._settle_cache(ok)
+            image_id = self._outputs(a) if ok else None
+        finally:
+            if self.tmpdir is not None:
+                import shutil
 
-        if result.exit_code != 0 and model.events == 0:
-            diag = process.diagnose(result.exit_code, "\n".join(model.text))
-            if diag is not None:
-                raise diag
-        if renderer is not None:
-            renderer.finish(model)
-        elif mode == "quiet" and result.exit_code != 0:
-            for line in model.text:  # buildx -q prints its error and nothing else
-                err.write(masker.text(line) + "\n")
+                shutil.rmtree(self.tmpdir, ignore_errors=True)
+        code = 128 + a.result.signal if a.result.signal is not None else a.result.exit_code
+        report = self._report(a.model, code, started, finished, a.result.signal is not None)
+        return BuildOutcome(code, a.model, image_id, report, a.result.signal, self.mode, self.masker)
 
-        if result.exit_code == 0 and result.signal is None:
-            if metafile is not None:
-                image_id = _deploy_metadata(cmd, plan, metafile, iidfile)
-            elif iidfile and os.path.exists(iidfile):
-                with open(iidfile) as f:
-                    image_id = f.read().strip()
-            if cmd.flag("quiet") and image_id:
-                out.write(image_id + "\n")
-                out.flush()
-    finally:
-        if renderer is not None:
-            renderer.close()
-        if tmpdir is not None:
-            import shutil
+    def _after_cache_trouble(self, a: _Attempt) -> _Attempt:
+        """A builder that cannot export cache, or an export that failed, need not fail a good build."""
+        from . import cache as cachemod
 
-            shutil.rmtree(tmpdir, ignore_errors=True)
-    exit_code = 128 + result.signal if result.signal is not None else result.exit_code
-    report = make_report(cmd, plan, model, exit_code, started, finished, result.signal is not None)
-    return BuildOutcome(exit_code, model, image_id, report, result.signal, mode, masker)
+        if a.result.exit_code == 0 or a.result.signal is not None:
+            return a
+        wants_export = self.cache is not None or self.cmd.has("cache-to")
+        if not wants_export:
+            return a
+        text = "\n".join(a.model.text)
+        required = self.cmd.flag("cache-required")
+        if cachemod.EXPORT_UNSUPPORTED.search(text) and not any(not s.internal for s in a.model.steps.values()):
+            msg = ("this builder cannot export cache (docker driver without the containerd image store): "
+                   'enable it with {"features": {"containerd-snapshotter": true}} in /etc/docker/daemon.json, '
+                   "or use a docker-container builder (docker buildx create --use)")
+            if required:
+                raise SbuildError(msg + "; --cache-required given")
+            self.say("warning: " + msg + "; building with cache import only")
+            self.export_errors.append(msg)
+            return self.attempt(export=False, render=True)
+        failed = a.model.failed_steps()
+        if failed and all(s.internal and cachemod.is_export_step(s.bare_name) for s in failed):
+            errors = [f"{s.name}: {s.error}" for s in failed]
+            self.export_errors += errors
+            if required:
+                self.say("error: cache export failed and --cache-required was given: " + errors[0])
+                return a
+            self.say("warning: cache export failed; the build itself succeeded: " + errors[0])
+            # buildx writes its outputs (iidfile, metadata) only on success: get them from a silent run
+            # without export (everything is cached by now, so it takes a moment).
+            b = self.attempt(export=False, render=False)
+            return _Attempt(b.result, a.model, b.iidfile, b.metafile)
+        return a
+
+    def _settle_cache(self, ok: bool) -> None:
+        if self.cache is None:
+            return
+        from . import cache as cachemod
+
+        pairs = [p for sc in self.cache.per_stage.values() for p in sc.swap]
+        if ok and not self.export_errors:
+            cachemod.swap_in(pairs)
+        else:
+            cachemod.discard(pairs)
+
+    def _outputs(self, a: _Attempt) -> str | None:
+        image_id = None
+        if a.metafile is not None:
+            image_id = self._deploy_metadata(a)
+        elif a.iidfile and os.path.exists(a.iidfile):
+            with open(a.iidfile) as f:
+                image_id = f.read().strip()
+        if self.cmd.flag("quiet") and image_id:
+            self.out.write(image_id + "\n")
+            self.out.flush()
+        return image_id
+
+    def _deploy_metadata(self, a: _Attempt) -> str | None:
+        """After a bake session: write the deploy image's --metadata-file and --iidfile as buildx build would."""
+        import json
+
+        from .files import write_atomic
+
+        plan = self.plan
+        if plan.deploy is None or a.metafile is None or not os.path.exists(a.metafile):
+            return None
+        with open(a.metafile) as f:
+            md = json.load(f).get(self.planning.bake_target_name(plan.deploy), {})
+        image_id = image_id_from_metadata(md)
+        user_md = self.cmd.value("metadata-file")
+        if user_md:
+            write_atomic(user_md, json.dumps(md, indent=2))
+        if a.iidfile and image_id:
+            write_atomic(a.iidfile, image_id)
+        return image_id
+
+    def _report(self, model: BuildModel, exit_code: int, started: float, finished: float,
+                interrupted: bool) -> Report:
+        from .report import build_report
+
+        plan, cmd = self.plan, self.cmd
+        graph = plan.graph
+        closure = [s.key for s in plan.closure]
+        single = closure[0] if len(closure) == 1 else (graph.default.key if graph else None)
+        tags = cmd.values("tag") if (plan.builds_deploy or not plan.selected) and not cmd.flag("cache-only") else []
+        cache = self.cache
+        exported = [] if (exit_code != 0 or self.export_errors or cache is None) else cache.exported_to
+        return build_report(model, exit_code=exit_code, stage_order=graph.names if graph else None,
+                            expected=closure or None, single_stage=single, started=started, finished=finished,
+                            tags=tags, interrupted=interrupted,
+                            cache_imported=[*cmd.values("cache-from"), *(cache.imports if cache else ())],
+                            cache_exported=exported, cache_errors=self.export_errors, notes=self.notes)
 
 
-def make_report(cmd: BuildCommand, plan: object, model: BuildModel, exit_code: int, started: float,
-                finished: float, interrupted: bool) -> Report:
-    from .plan import Plan
-    from .report import build_report
-
-    assert isinstance(plan, Plan)
-    graph = plan.graph
-    closure = [s.key for s in plan.closure]
-    single = closure[0] if len(closure) == 1 else (graph.default.key if graph else None)
-    tags = cmd.values("tag") if (not plan.selected or plan.deploy is not None) else []
-    return build_report(model, exit_code=exit_code, stage_order=graph.names if graph else None,
-                        expected=closure or None, single_stage=single, started=started, finished=finished,
-                        tags=tags, interrupted=interrupted)
-
-
-def _deploy_metadata(cmd: BuildCommand, plan: object, metafile: str, iidfile: str | None) -> str | None:
-    """After a bake session: write the deploy image's --metadata-file and --iidfile as buildx build would."""
-    import json
-
-    from .files import write_atomic
-    from .plan import Plan, bake_target_name
-
-    assert isinstance(plan, Plan)
-    if plan.deploy is None or not os.path.exists(metafile):
-        return None
-    with open(metafile) as f:
-        md = json.load(f).get(bake_target_name(plan.deploy), {})
-    image_id = image_id_from_metadata(md)
-    user_md = cmd.value("metadata-file")
-    if user_md:
-        write_atomic(user_md, json.dumps(md, indent=2))
-    if iidfile and image_id:
-        write_atomic(iidfile, image_id)
-    return image_id
+def run(cmd: BuildCommand, *, err: TextIO | None = None, out: TextIO | None = None) -> BuildOutcome:
+    """Build as the command line says. Progress is rendered by sbuild; the exit code is buildx's."""
+    return _Build(cmd, err or sys.stderr, out or sys.stdout).run()

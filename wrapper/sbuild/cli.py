@@ -16,7 +16,7 @@ from .errors import SbuildError
 if TYPE_CHECKING:
     from . import build, flags
 
-SUBCOMMANDS = ("stages", "warm")
+SUBCOMMANDS = ("stages",)
 
 
 def _fail(e: SbuildError) -> int:
@@ -73,6 +73,33 @@ def write_outputs(cmd: flags.BuildCommand, outcome: build.BuildOutcome) -> None:
         append(gh, md or mask(rr.markdown(report)))
 
 
+def warm_main(argv: list[str]) -> int:
+    """`sbuild warm [OPTIONS] [PATH]`: build every stage (or the --stage ones) into the cache, no image."""
+    from . import flags
+    from .errors import UsageError
+
+    cmd = flags.parse(argv)
+    if cmd.flag("help"):
+        sys.stdout.write("Usage: sbuild warm [--stage NAME ...] (--cache-repo REF | --cache-dir DIR | --cache-to SPEC)"
+                         " [build options] [PATH]\n\nBuild every stage (or the given ones) and export their cache; "
+                         "no image is produced.\nExits non-zero only if a stage fails or, with --cache-required, "
+                         "its cache was not exported.\n")
+        return 0
+    if not any(cmd.has(f) for f in ("cache-repo", "cache-dir", "cache-to")):
+        raise UsageError("sbuild warm needs somewhere to put the cache: --cache-repo REF, --cache-dir DIR or "
+                         "--cache-to SPEC")
+    if cmd.has("target"):
+        raise UsageError("sbuild warm takes --stage, not --target")
+    extra = ["--cache-only"]
+    if not cmd.has("stage"):
+        from .plan import load_graph
+
+        graph = load_graph(cmd, required=True)
+        assert graph is not None
+        extra += ["--stage", ",".join(graph.names)]
+    return build_main([*extra, *argv])
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     try:
@@ -83,6 +110,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             from .commands import cli_group
 
             return cli_group(args)
+        if args and args[0] == "warm":
+            return warm_main(args[1:])
         if args and args[0] == "build":
             args = args[1:]
         return build_main(args)

@@ -106,6 +106,16 @@ SBUILD_FLAGS: tuple[Flag, ...] = (
        metavar="FILE", sbuild=True),
     _f("trace", "string", "Write a Chrome trace-event JSON of the build (Perfetto, chrome://tracing)",
        metavar="FILE", sbuild=True),
+    _f("cache-repo", "string", "Registry cache per stage and branch: REF:<stage>-<branch> (mode=max), imports "
+       "the branch's then the default branch's", metavar="REF", sbuild=True),
+    _f("cache-dir", "string", "Local cache per stage in DIR/<stage>, replaced (not grown) by each good build",
+       metavar="DIR", sbuild=True),
+    _f("cache-required", "bool", "Fail the build when its cache cannot be exported", sbuild=True),
+    _f("cache-only", "bool", "Produce no image: every stage exports to cache only", sbuild=True),
+    _f("branch", "string", "Branch for cache keys and tags (default: from CI variables or git)", metavar="NAME",
+       sbuild=True),
+    _f("default-branch", "string", "The default branch (default: origin/HEAD, main or master)", metavar="NAME",
+       sbuild=True),
     _f("help", "bool", "Show this help and exit", short="h", sbuild=True),
 )
 
@@ -236,7 +246,8 @@ def help_text(prog: str = "sbuild") -> str:
     lines += _rows(SBUILD_FLAGS)
     lines += ["", "docker buildx build options (same meaning as in buildx 0.13):"]
     lines += _rows(tuple(f for f in BUILDX_FLAGS if not f.hidden))
-    lines += ["", "Commands:", "  stages    List the stages of a Dockerfile and what each needs", "",
+    lines += ["", "Commands:", "  stages    List the stages of a Dockerfile and what each needs",
+              "  warm      Build every stage into the cache (--cache-repo/--cache-dir), no image", "",
               f"  {prog} --version   Show the version"]
     return "\n".join(lines) + "\n"
 

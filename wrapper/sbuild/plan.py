@@ -98,7 +98,7 @@ EMPTY = Plan(None, (), (), None, None, {}, ())
 def needs_graph_first(cmd: BuildCommand) -> bool:
     """Whether the buildx command depends on the stage graph. A plain build only needs it for the
     report, so it is read while buildx starts (its own start-up takes longer than reading the file)."""
-    return cmd.has("stage") or cmd.has("deploy-stage")
+    return any(cmd.has(f) for f in ("stage", "deploy-stage", "cache-repo", "cache-dir", "cache-only"))
 
 
 def make(cmd: BuildCommand) -> Plan:
@@ -120,6 +120,8 @@ def make(cmd: BuildCommand) -> Plan:
         target = cmd.value("target")
         built = graph.find(target) if target else graph.default
         closure = tuple(graph.closure([built.key])) if built else ()
+        if cmd.flag("cache-only") and built is not None:  # one stage, no image: as --stage NAME
+            return Plan(graph, (built,), closure, None, None, {}, _image_flag_note(cmd, deploy))
         return Plan(graph, (), closure, deploy if built is deploy else None, None, {}, ())
     selected: list[Stage] = []
     for n in names:
@@ -130,16 +132,24 @@ def make(cmd: BuildCommand) -> Plan:
             selected.append(st)
     closure = tuple(graph.closure([s.key for s in selected]))
     notes: list[str] = []
-    has_deploy = deploy in selected
-    image_flags = [f for f in ("tag", "push", "load", "output") if cmd.has(f)]
-    if not has_deploy and image_flags:
-        flags = ", ".join("-t" if f == "tag" else f"--{f}" for f in image_flags)
-        notes.append(f'{flags} not applied: only the deploy stage "{deploy.key}" gets tags and outputs, '
-                     f"and it is not among the stages built (add --stage {deploy.key})")
+    has_deploy = deploy in selected and not cmd.flag("cache-only")
+    if not has_deploy:
+        notes += _image_flag_note(cmd, deploy)
     if len(selected) == 1:
         return Plan(graph, tuple(selected), closure, deploy if has_deploy else None, None, {}, tuple(notes))
     bake, targets = _bake_definition(cmd, graph, selected, deploy if has_deploy else None)
     return Plan(graph, tuple(selected), closure, deploy if has_deploy else None, bake, targets, tuple(notes))
+
+
+def _image_flag_note(cmd: BuildCommand, deploy: Stage) -> tuple[str, ...]:
+    image_flags = [f for f in ("tag", "push", "load", "output") if cmd.has(f)]
+    if not image_flags:
+        return ()
+    flags = ", ".join("-t" if f == "tag" else f"--{f}" for f in image_flags)
+    if cmd.flag("cache-only"):
+        return (f"{flags} not applied: --cache-only builds no image",)
+    return (f'{flags} not applied: only the deploy stage "{deploy.key}" gets tags and outputs, '
+            f"and it is not among the stages built (add --stage {deploy.key})",)
 
 
 def single_stage_args(cmd: BuildCommand, plan: Plan) -> tuple[list[str], frozenset[str]]:

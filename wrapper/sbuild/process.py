@@ -150,6 +150,20 @@ def raise_if_interrupted(result: BuildResult) -> None:
         raise Interrupted(result.signal)
 
 
+def git(args: Sequence[str], cwd: str) -> str | None:
+    """`git ARGS` in cwd: its stripped output, or None if git is missing or the command fails."""
+    exe = which("git")
+    if exe is None:
+        return None
+    cmd = [exe, *args]
+    debug("run: " + shlex.join(cmd))
+    try:
+        cp = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return cp.stdout.strip() if cp.returncode == 0 else None
+
+
 def run_capture(args: Sequence[str], *, masker: Masker | None = None, timeout: float = 60.0,
                 input: bytes | None = None) -> subprocess.CompletedProcess[str]:
     """Run `docker ARGS` and capture its output; raise a typed error if Docker itself is not usable."""

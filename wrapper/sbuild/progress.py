@@ -178,6 +178,15 @@ class Step:
         return f"[{plat}{self.stage} {self.index}/{self.total}] {self.instruction}"
 
     @property
+    def bare_name(self) -> str:
+        """An internal step's name without bake's "[target] " prefix ("[deploy] exporting to image")."""
+        if self.name.startswith("[") and not self.name.startswith(("[internal]", "[auth]")):
+            end = self.name.find("] ")
+            if end > 0:
+                return self.name[end + 2:]
+        return self.name
+
+    @property
     def is_source(self) -> bool:
         """`FROM image`: resolving a source. Its time counts for the stage, but it is not a step."""
         return self.instruction.startswith("FROM ")
@@ -320,7 +329,12 @@ class BuildModel:
         return updates
 
     def failed_steps(self) -> list[Step]:
-        return [s for s in self.steps.values() if s.error and "context canceled" not in s.error]
+        """Steps whose error failed the build: BuildKit's own steps first; a missing cache to import
+        is only a warning to BuildKit, and a canceled step is a consequence."""
+        errs = [s for s in self.steps.values()
+                if s.error and "context canceled" not in s.error and not s.bare_name.startswith("importing cache")]
+        real = [s for s in errs if not s.internal]
+        return real or errs
 
     def finish_logs(self) -> None:
         """Flush partial last lines (output that did not end with a newline)."""

@@ -95,7 +95,9 @@ def _r(x: float) -> float:
 def build_report(model: BuildModel, *, exit_code: int, stage_order: list[str] | None = None,
                  expected: list[str] | None = None, single_stage: str | None = None,
                  started: float | None = None, finished: float | None = None, tags: list[str] | None = None,
-                 interrupted: bool = False, attempts: int = 1) -> Report:
+                 interrupted: bool = False, attempts: int = 1, cache_imported: list[str] | None = None,
+                 cache_exported: list[str] | None = None, cache_errors: list[str] | None = None,
+                 notes: list[str] | None = None) -> Report:
     """Per-stage report of one build.
 
     stage_order: stage keys in Dockerfile order (for sorting); expected: the stages the build had to run
@@ -148,9 +150,10 @@ def build_report(model: BuildModel, *, exit_code: int, stage_order: list[str] | 
     status = "canceled" if interrupted else ("success" if exit_code == 0 else "failed")
     return Report(
         status=status, exit_code=exit_code, duration_s=_r(max(0.0, wall)), stages=tuple(stages),
-        cache=CacheSummary(total, cached, _r(cached / total) if total else None),
+        cache=CacheSummary(total, cached, _r(cached / total) if total else None, tuple(cache_imported or ()),
+                           tuple(cache_exported or ()), tuple(cache_errors or ())),
         attempts=attempts, tags=tuple(tags or ()) if exit_code == 0 else (), internal_s=_r(internal_time),
-        failure=failure, warnings=tuple(w.short for w in model.warnings))
+        failure=failure, warnings=tuple(w.short for w in model.warnings), notes=tuple(notes or ()))
 
 
 def _span(steps: list[Step]) -> float:
@@ -168,26 +171,27 @@ def _stage(key: str, steps: dict[tuple[int, str], list[Step]], sources: list[Ste
     first_miss = None
     status = None
     for (index, _instr), copies in sorted(steps.items()):
-        cached = all(c.cached for c in copies)
+        # Under bake a shared step has a copy per target: BuildKit runs one and reports the others cached,
+        # or announces them and never starts them. The copies that completed cleanly decide.
+        ok = [c for c in copies if c.completed is not None and not c.error]
         errors = [c.error for c in copies if c.error]
-        err = next((e for e in errors if "context canceled" not in e), errors[0] if errors else None)
-        done = all(c.completed is not None for c in copies)
-        if err and "context canceled" not in err:
+        err = next((e for e in errors if "context canceled" not in e), None)
+        cached = all(c.cached for c in ok) if ok else not build_failed
+        if err:
             status = "failed"
-        elif (err or not done) and status != "failed":
+        elif not ok and build_failed and status != "failed":
             status = "canceled"
+            err = errors[0] if errors else None
         if cached:
             n_cached += 1
         elif first_miss is None:
             first_miss = copies[0].display
-        run = min(copies, key=lambda c: (c.cached, c.first_started or 0.0))  # the copy that did the work
+        run = min(ok or copies, key=lambda c: (c.cached, c.first_started or 0.0))  # the copy that did the work
         timeline.append(StepReport(run.display, index, _r(run.first_started - t0) if run.first_started else None,
                                    _r(_span([run])), cached, err))
     every = [c for copies in steps.values() for c in copies] + sources
     if status is None:
         status = "cached" if n_cached == len(steps) else "built"
-        if build_failed and any(c.completed is None for c in every):
-            status = "canceled"
     starts = [c.first_started for c in every if c.first_started is not None]
     return StageReport(key, status, len(steps), n_cached, _r(_span(every)), first_miss,
                        _r(min(starts) - t0) if starts else None, tuple(timeline))

@@ -1,0 +1,150 @@
+"""Cache export and import per stage and branch, on the real engine and a real registry."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from .conftest import REGISTRY, Registry, prune_build_cache, report, sbuild
+
+pytestmark = pytest.mark.usefixtures("registry")
+
+
+def _touch(example: Path, rel: str = "tests/run.sh") -> None:
+    with (example / rel).open("a") as f:
+        f.write(f"# changed {time.time_ns()}\n")
+
+
+def _stages(rep: dict) -> dict[str, dict]:
+    return {s["name"]: s for s in rep["stages"]}
+
+
+def _repo() -> str:
+    return f"{REGISTRY}/sbuild-it/cache-{uuid.uuid4().hex[:8]}"
+
+
+def _build(example: Path, r: Path, *args: str, env: dict | None = None) -> dict:
+    cp = sbuild(*args, "--report", str(r), str(example), env={"SBUILD_BRANCH": "feature/cache-test", **(env or {})})
+    assert cp.returncode == 0, cp.stderr[-3000:]
+    return report(r)
+
+
+def test_cache_repo_survives_a_pruned_builder(example: Path, tmp_path: Path) -> None:
+    repo, r = _repo(), tmp_path / "r.json"
+    _touch(example, "src/greet.sh")  # content no earlier build had
+    first = _build(example, r, "--stage", "test", "--cache-repo", repo)
+    assert first["cache"]["exported_to"] == [f"{repo}:test-feature-cache-test"]
+    assert first["cache"]["imported_from"] == [f"type=registry,ref={repo}:test-feature-cache-test",
+                                               f"type=registry,ref={repo}:test-main"]
+    prune_build_cache()
+    again = _build(example, r, "--stage", "test", "--cache-repo", repo)
+    assert again["cache"]["hit_ratio"] == 1.0, again["stages"]
+    _touch(example)  # only the test stage copies tests/
+    prune_build_cache()
+    third = _stages(_build(example, r, "--stage", "test", "--cache-repo", repo))
+    assert third["base"]["status"] == third["build"]["status"] == "cached"
+    assert third["test"]["first_miss"] == "[test 1/2] COPY tests/ ./tests/"
+
+
+def test_different_stages_do_not_overwrite_each_other(example: Path, tmp_path: Path) -> None:
+    repo, r = _repo(), tmp_path / "r.json"
+    _touch(example, "src/greet.sh")
+    _build(example, r, "--stage", "lint", "--cache-repo", repo)
+    _build(example, r, "--stage", "test", "--cache-repo", repo)
+    prune_build_cache()
+    assert _build(example, r, "--stage", "lint", "--cache-repo", repo)["cache"]["hit_ratio"] == 1.0
+    prune_build_cache()
+    assert _build(example, r, "--stage", "test", "--cache-repo", repo)["cache"]["hit_ratio"] == 1.0
+
+
+def test_feature_branch_falls_back_to_the_default_branch_cache(example: Path, tmp_path: Path) -> None:
+    repo, r = _repo(), tmp_path / "r.json"
+    _touch(example, "src/greet.sh")
+    _build(example, r, "--stage", "test", "--cache-repo", repo, env={"SBUILD_BRANCH": "main"})
+    prune_build_cache()
+    rep = _build(example, r, "--stage", "test", "--cache-repo", repo, env={"SBUILD_BRANCH": "feature/new"})
+    assert rep["cache"]["hit_ratio"] == 1.0  # nothing under feature-new yet: main's cache served
+
+
+def _size(d: Path) -> int:
+    return sum(f.stat().st_size for f in d.rglob("*") if f.is_file())
+
+
+def test_cache_dir_round_trip_and_bounded_size(example: Path, tmp_path: Path) -> None:
+    cache, r = tmp_path / "cache", tmp_path / "r.json"
+    _touch(example, "src/greet.sh")
+    _build(example, r, "--stage", "test", "--cache-dir", str(cache))
+    assert (cache / "test" / "index.json").is_file()
+    first = _size(cache)
+    prune_build_cache()
+    assert _build(example, r, "--stage", "test", "--cache-dir", str(cache))["cache"]["hit_ratio"] == 1.0
+    sizes = []
+    for _ in range(10):
+        _touch(example)
+        _touch(example, "src/greet.sh")
+        _build(example, r, "--stage", "test", "--cache-dir", str(cache))
+        sizes.append(_size(cache))
+    assert max(sizes) < 2 * first, (first, sizes)
+    assert sorted(p.name for p in cache.iterdir()) == ["test"]  # no leftovers
+
+    # A failed build keeps the old cache.
+    index = (cache / "test" / "index.json").read_bytes()
+    (example / "tests" / "run.sh").write_text("exit 9\n")
+    cp = sbuild("--stage", "test", "--cache-dir", str(cache), str(example))
+    assert cp.returncode == 1
+    assert (cache / "test" / "index.json").read_bytes() == index
+    assert sorted(p.name for p in cache.iterdir()) == ["test"]
+
+
+def test_registry_down_during_export_does_not_fail_a_good_build(example: Path, tmp_path: Path,
+                                                                   private_registry: Registry) -> None:
+    repo, r = f"{private_registry.addr}/app", tmp_path / "r.json"
+    iid = tmp_path / "iid"
+    _build(example, r, "--stage", "test", "--cache-repo", repo)
+    private_registry.stop()
+    _touch(example)
+    cp = sbuild("--stage", "test,deploy", "--cache-repo", repo, "--report", str(r), "--iidfile", str(iid),
+                str(example))
+    assert cp.returncode == 0, cp.stderr[-3000:]
+    assert "warning: cache export failed; the build itself succeeded" in cp.stderr
+    rep = report(r)
+    assert rep["status"] == "success"
+    assert rep["cache"]["exported_to"] == []
+    assert rep["cache"]["export_errors"] and "exporting cache" in rep["cache"]["export_errors"][0]
+    assert iid.read_text().startswith("sha256:")  # buildx's outputs are still there
+    cp = sbuild("--stage", "test", "--cache-repo", repo, "--cache-required", str(example))
+    assert cp.returncode != 0
+    assert "--cache-required" in cp.stderr
+
+
+def test_warm_then_pruned_stage_build_is_all_cached(example: Path, tmp_path: Path) -> None:
+    repo, r = _repo(), tmp_path / "r.json"
+    _touch(example, "src/greet.sh")
+    cp = sbuild("warm", "--cache-repo", repo, "--report", str(r), str(example))
+    assert cp.returncode == 0, cp.stderr[-3000:]
+    warm = report(r)
+    assert {s["name"] for s in warm["stages"]} == {"base", "build", "lint", "test", "static-analysis", "deploy"}
+    assert len(warm["cache"]["exported_to"]) == 6
+    assert warm["tags"] == []
+    prune_build_cache()
+    assert _build(example, r, "--stage", "test", "--cache-repo", repo)["cache"]["hit_ratio"] == 1.0
+
+
+def test_warm_needs_a_cache_destination(example: Path) -> None:
+    cp = sbuild("warm", str(example))
+    assert cp.returncode == 2 and "needs somewhere to put the cache" in cp.stderr
+
+
+def test_builder_that_cannot_export_cache(example: Path, tmp_path: Path, classic_daemon: str) -> None:
+    r = tmp_path / "r.json"
+    env = {"DOCKER_HOST": classic_daemon}
+    rep = _build(example, r, "--stage", "test", "--network=none", "--cache-repo", _repo(), env=env)
+    assert rep["status"] == "success" and rep["cache"]["exported_to"] == []
+    assert "cannot export cache" in rep["cache"]["export_errors"][0]
+    cp = sbuild("--stage", "test", "--network=none", "--cache-repo", _repo(), "--cache-required", str(example),
+                env=env)
+    assert cp.returncode == 1
+    assert cp.stderr.strip().splitlines()[-1].startswith("error: this builder cannot export cache")

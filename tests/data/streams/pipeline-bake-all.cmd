@@ -1,0 +1,3 @@
+# recorded 2026-11-28 with github.com/docker/buildx 0.13.1+ds1 0.13.1+ds1-3
+# exit code: 0
+docker buildx bake --file bake-all.json --progress=rawjson 

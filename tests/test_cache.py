@@ -1,0 +1,65 @@
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from sbuild import cache
+
+_TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
+
+
+@pytest.mark.parametrize(("name", "tag"), [
+    ("main", "main"), ("feature/x", "feature-x"), ("Fix Bug #12", "Fix-Bug-12"), ("-lead", "lead"),
+    ("dependabot/npm_and_yarn/lodash-4.17.21", "dependabot-npm_and_yarn-lodash-4.17.21"), (".hidden", "hidden"),
+    ("ünïcode", "n-code"), ("///", "_"),
+])
+def test_tag_safe(name: str, tag: str) -> None:
+    assert cache.tag_safe(name) == tag
+    assert _TAG.match(cache.tag_safe(name))
+
+
+def test_long_branch_names_stay_unique_and_valid() -> None:
+    a, b = cache.tag_safe("x" * 200 + "a"), cache.tag_safe("x" * 200 + "b")
+    assert a != b and len(a) <= 128 and _TAG.match(a)
+
+
+def test_registry_refs_per_stage_and_branch() -> None:
+    s = cache.settings(stages=["lint", "test"], repo="reg:5000/app", cache_dir=None, branch="feature/x",
+                       default_branch="main", required=False, run_id="1")
+    assert s is not None
+    assert s.per_stage["test"].cache_to == ("type=registry,ref=reg:5000/app:test-feature-x,mode=max",)
+    assert s.per_stage["test"].cache_from == ("type=registry,ref=reg:5000/app:test-feature-x",
+                                              "type=registry,ref=reg:5000/app:test-main")
+    assert s.imports[:2] == ("type=registry,ref=reg:5000/app:lint-feature-x", "type=registry,ref=reg:5000/app:lint-main")
+    assert s.exported_to == ["reg:5000/app:lint-feature-x", "reg:5000/app:test-feature-x"]
+
+
+def test_on_the_default_branch_there_is_one_ref() -> None:
+    s = cache.settings(stages=["test"], repo="r/app", cache_dir=None, branch="main", default_branch="main",
+                       required=False, run_id="1")
+    assert s is not None and s.per_stage["test"].cache_from == ("type=registry,ref=r/app:test-main",)
+
+
+def test_cache_dir_exports_fresh_and_swaps(tmp_path: Path) -> None:
+    s = cache.settings(stages=["test"], repo=None, cache_dir=str(tmp_path), branch=None, default_branch="main",
+                       required=False, run_id="42")
+    assert s is not None
+    sc = s.per_stage["test"]
+    assert sc.cache_from == ()  # nothing to import yet
+    fresh, final = sc.swap[0]
+    assert sc.cache_to == (f"type=local,dest={fresh},mode=max",)
+    Path(fresh).mkdir()
+    (Path(fresh) / "index.json").write_text("{}")
+    cache.swap_in(list(sc.swap))
+    assert (Path(final) / "index.json").is_file() and not Path(fresh).exists()
+    s2 = cache.settings(stages=["test"], repo=None, cache_dir=str(tmp_path), branch=None, default_branch="main",
+                        required=False, run_id="43")
+    assert s2 is not None and s2.per_stage["test"].cache_from == (f"type=local,src={final}",)
+    assert s2.exported_to == [f"local:{final}"]
+
+
+def test_export_unsupported_matches_buildx_message() -> None:
+    # buildx 0.13.1, docker driver without the containerd image store (seen in integration/test_cache.py)
+    assert cache.EXPORT_UNSUPPORTED.search("ERROR: Cache export is not supported for the docker driver.")

@@ -1,0 +1,122 @@
+"""Cache import/export settings per stage and branch. Pure: options and git facts in, buildx args out.
+
+`--cache-repo REF`: each built stage exports to its own registry ref, `REF:<stage>-<branch>` (mode=max),
+so jobs building different stages never overwrite each other's cache; every build imports from its
+branch's refs and then the default branch's.
+
+`--cache-dir DIR`: one local cache per stage, `DIR/<stage>`. BuildKit's local exporter never deletes
+old blobs, so sbuild exports to a fresh directory and swaps it in only after the build succeeded: the
+directory stays the size of one build's cache, and a failed build keeps the old one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from typing import NamedTuple
+
+_TAG_BAD = re.compile(r"[^A-Za-z0-9_.-]+")
+MAX_TAG = 128
+
+
+def tag_safe(name: str) -> str:
+    """A string made into a valid Docker tag ([A-Za-z0-9_][A-Za-z0-9_.-]{0,127}): feature/x -> feature-x."""
+    t = _TAG_BAD.sub("-", name).strip("-.")
+    if not t or not (t[0].isalnum() or t[0] == "_"):
+        t = "_" + t
+    if len(t) > MAX_TAG:
+        digest = hashlib.sha256(name.encode()).hexdigest()[:8]
+        t = t[: MAX_TAG - 9].rstrip("-.") + "-" + digest
+    return t
+
+
+class StageCache(NamedTuple):
+    stage: str
+    cache_from: tuple[str, ...]  # buildx --cache-from values
+    cache_to: tuple[str, ...]  # buildx --cache-to values (a temp dir for --cache-dir)
+    swap: tuple[tuple[str, str], ...] = ()  # (fresh dir, final dir) to swap in after success
+
+
+class CacheSettings(NamedTuple):
+    per_stage: dict[str, StageCache]
+    imports: tuple[str, ...]  # what every target imports (all stages' refs: they share layers)
+    required: bool
+
+    @property
+    def exported_to(self) -> list[str]:
+        out = []
+        for sc in self.per_stage.values():
+            for spec in sc.cache_to:
+                out.append(_describe(spec, sc))
+        return out
+
+
+def _describe(spec: str, sc: StageCache) -> str:
+    fields = dict(p.split("=", 1) for p in spec.split(",") if "=" in p)
+    if fields.get("type") == "local":
+        final = dict(sc.swap).get(fields.get("dest", ""), fields.get("dest", ""))
+        return f"local:{final}"
+    return fields.get("ref", spec)
+
+
+def settings(*, stages: list[str], repo: str | None, cache_dir: str | None, branch: str | None,
+             default_branch: str, required: bool, run_id: str) -> CacheSettings | None:
+    """Cache settings for the stages a build exports (its targets)."""
+    if not repo and not cache_dir:
+        return None
+    per: dict[str, StageCache] = {}
+    imports: list[str] = []
+    for stage in stages:
+        cfrom: list[str] = []
+        cto: list[str] = []
+        swap: list[tuple[str, str]] = []
+        if repo:
+            branches = [tag_safe(branch)] if branch else []
+            if tag_safe(default_branch) not in branches:
+                branches.append(tag_safe(default_branch))
+            refs = [f"{repo}:{tag_safe(stage)}-{b}" for b in branches]
+            cfrom += [f"type=registry,ref={r}" for r in refs]
+            cto.append(f"type=registry,ref={refs[0]},mode=max")
+        if cache_dir:
+            final = os.path.join(os.path.abspath(cache_dir), tag_safe(stage))
+            if os.path.isfile(os.path.join(final, "index.json")):
+                cfrom.append(f"type=local,src={final}")
+            fresh = os.path.join(os.path.abspath(cache_dir), f".{tag_safe(stage)}.new-{run_id}")
+            cto.append(f"type=local,dest={fresh},mode=max")
+            swap.append((fresh, final))
+        per[stage] = StageCache(stage, tuple(cfrom), tuple(cto), tuple(swap))
+        imports += [c for c in cfrom if c not in imports]
+    return CacheSettings(per, tuple(imports), required)
+
+
+def swap_in(pairs: list[tuple[str, str]]) -> None:
+    """After a good build: replace each stage's cache dir by the fresh export."""
+    import shutil
+
+    for fresh, final in pairs:
+        if not os.path.isdir(fresh):
+            continue
+        old = final + ".old"
+        shutil.rmtree(old, ignore_errors=True)
+        if os.path.exists(final):
+            os.rename(final, old)
+        os.rename(fresh, final)
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def discard(pairs: list[tuple[str, str]]) -> None:
+    """After a failed build: drop the fresh exports, keep the old cache."""
+    import shutil
+
+    for fresh, _ in pairs:
+        shutil.rmtree(fresh, ignore_errors=True)
+
+
+# What buildx says when the builder cannot export cache at all (docker driver, classic image store).
+EXPORT_UNSUPPORTED = re.compile(r"cache export (feature )?is (currently )?not supported for (the )?docker driver",
+                                re.I)
+
+
+def is_export_step(name: str) -> bool:
+    return name.startswith(("exporting cache", "writing cache"))
