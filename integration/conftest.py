@@ -157,9 +157,9 @@ def classic_daemon(engine: None, tmp_path_factory: pytest.TempPathFactory) -> It
     subprocess.run(["ip", "-n", ns, "link", "set", "lo", "up"], check=True)
     # nsenter --net only: `ip netns exec` would also remount /sys and hide the cgroup mounts dockerd needs.
     proc = subprocess.Popen(
-        ["nsenter", f"--net=/var/run/netns/{ns}", "dockerd", "--host", sock, "--data-root", str(root / "data"), "--exec-root", str(root / "exec"),
-         "--pidfile", str(root / "docker.pid"), "--bridge=none", "--iptables=false", "--ip6tables=false",
-         "--config-file", str(root / "daemon.json")],
+        ["nsenter", f"--net=/var/run/netns/{ns}", "dockerd", "--host", sock,
+         "--data-root", str(root / "data"), "--exec-root", str(root / "exec"), "--pidfile", str(root / "docker.pid"),
+         "--bridge=none", "--iptables=false", "--ip6tables=false", "--config-file", str(root / "daemon.json")],
         stdout=subprocess.DEVNULL, stderr=(root / "log").open("w"), start_new_session=True)
     try:
         for _ in range(150):

@@ -32,7 +32,8 @@ def test_registry_refs_per_stage_and_branch() -> None:
     assert s.per_stage["test"].cache_to == ("type=registry,ref=reg:5000/app:test-feature-x,mode=max",)
     assert s.per_stage["test"].cache_from == ("type=registry,ref=reg:5000/app:test-feature-x",
                                               "type=registry,ref=reg:5000/app:test-main")
-    assert s.imports[:2] == ("type=registry,ref=reg:5000/app:lint-feature-x", "type=registry,ref=reg:5000/app:lint-main")
+    assert s.imports[:2] == ("type=registry,ref=reg:5000/app:lint-feature-x",
+                             "type=registry,ref=reg:5000/app:lint-main")
     assert s.exported_to == ["reg:5000/app:lint-feature-x", "reg:5000/app:test-feature-x"]
 
 
