@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from .plan import Plan
     from .progress import BuildModel, Update
     from .report import Report
+    from .retry import FailureClass, Policy, Retry
 
 PROGRESS_MODES = ("auto", "plain", "tty", "quiet", "rawjson")
 
@@ -138,6 +139,8 @@ class _Build:
         self.tmpdir: str | None = None
         self.notes: list[str] = list(self.plan.notes)
         self.export_errors: list[str] = []
+        self.retries: list[Retry] = []
+        self.attempt_count = 0
         for note in self.notes:
             self.say(note)
 
@@ -268,7 +271,7 @@ class _Build:
     def run(self) -> BuildOutcome:
         started = time.time()
         try:
-            a = self.attempt(export=True, render=True)
+            a = self._attempts()
             a = self._after_cache_trouble(a)
             finished = time.time()
             ok = a.result.exit_code == 0 and a.result.signal is None
@@ -282,6 +285,54 @@ class _Build:
         code = 128 + a.result.signal if a.result.signal is not None else a.result.exit_code
         report = self._report(a.model, code, started, finished, a.result.signal is not None)
         return BuildOutcome(code, a.model, image_id, report, a.result.signal, self.mode, self.masker)
+
+    def _policy(self) -> Policy:
+        from .retry import Policy
+
+        def number(flag: str, default: float, kind: type = float) -> float:
+            v = self.cmd.value(flag)
+            if v is None:
+                return default
+            try:
+                n = kind(v)
+            except ValueError:
+                raise UsageError(f'invalid --{flag} "{v}": give a number') from None
+            if n < 0:
+                raise UsageError(f"invalid --{flag} {v}: must not be negative")
+            return float(n)
+
+        return Policy(retries=int(number("retries", 3, int)), first_wait=number("retry-wait", 5.0),
+                      max_wait=number("retry-max-wait", 60.0))
+
+    def _failure(self, a: _Attempt) -> FailureClass | None:
+        """How an attempt failed, for the retry policy (None: it succeeded, or was interrupted)."""
+        if a.result.exit_code == 0 or a.result.signal is not None:
+            return None
+        from .retry import classify_failure
+
+        failed = a.model.failed_steps()
+        return classify_failure("\n".join(a.model.text) or (failed[0].error or "" if failed else ""),
+                                failed[0].bare_name if failed else None)
+
+    def _attempts(self) -> _Attempt:
+        """Attempts until one succeeds or fails for good: transient registry trouble is retried."""
+        policy = self._policy()
+        self.attempt_count = 0
+
+        def once() -> _Attempt:
+            self.attempt_count += 1
+            return self.attempt(export=True, render=True)
+
+        if policy.retries == 0:
+            return once()
+        from .retry import run_with_retries
+
+        def on_retry(r: Retry) -> None:
+            self.retries.append(r)
+            self.say(f"attempt {r.attempt} of {policy.retries + 1} failed ({r.phase}: {r.reason}); "
+                     f"retrying in {r.wait_s:.1f}s")
+
+        return run_with_retries(once, self._failure, policy, on_retry)  # type: ignore[no-any-return]
 
     def _after_cache_trouble(self, a: _Attempt) -> _Attempt:
         """A builder that cannot export cache, or an export that failed, need not fail a good build."""
@@ -374,7 +425,10 @@ class _Build:
                             expected=closure or None, single_stage=single, started=started, finished=finished,
                             tags=tags, interrupted=interrupted,
                             cache_imported=[*cmd.values("cache-from"), *(cache.imports if cache else ())],
-                            cache_exported=exported, cache_errors=self.export_errors, notes=self.notes)
+                            cache_exported=exported, cache_errors=self.export_errors, notes=self.notes,
+                            attempts=self.attempt_count,
+                            retries=[{"attempt": r.attempt, "phase": r.phase, "reason": r.reason, "wait_s": r.wait_s}
+                                     for r in self.retries])
 
 
 def run(cmd: BuildCommand, *, err: TextIO | None = None, out: TextIO | None = None) -> BuildOutcome:

@@ -116,6 +116,12 @@ SBUILD_FLAGS: tuple[Flag, ...] = (
        sbuild=True),
     _f("default-branch", "string", "The default branch (default: origin/HEAD, main or master)", metavar="NAME",
        sbuild=True),
+    _f("retries", "string", "Retry transient registry failures this many times (default 3; 0: never)",
+       metavar="N", sbuild=True),
+    _f("retry-wait", "string", "First wait before a retry, in seconds (default 5; doubles, jittered)",
+       metavar="SECONDS", sbuild=True),
+    _f("retry-max-wait", "string", "Longest wait between attempts, in seconds (default 60)", metavar="SECONDS",
+       sbuild=True),
     _f("help", "bool", "Show this help and exit", short="h", sbuild=True),
 )
 

@@ -97,7 +97,7 @@ def build_report(model: BuildModel, *, exit_code: int, stage_order: list[str] | 
                  started: float | None = None, finished: float | None = None, tags: list[str] | None = None,
                  interrupted: bool = False, attempts: int = 1, cache_imported: list[str] | None = None,
                  cache_exported: list[str] | None = None, cache_errors: list[str] | None = None,
-                 notes: list[str] | None = None) -> Report:
+                 notes: list[str] | None = None, retries: list[dict[str, Any]] | None = None) -> Report:
     """Per-stage report of one build.
 
     stage_order: stage keys in Dockerfile order (for sorting); expected: the stages the build had to run
@@ -153,7 +153,8 @@ def build_report(model: BuildModel, *, exit_code: int, stage_order: list[str] | 
         cache=CacheSummary(total, cached, _r(cached / total) if total else None, tuple(cache_imported or ()),
                            tuple(cache_exported or ()), tuple(cache_errors or ())),
         attempts=attempts, tags=tuple(tags or ()) if exit_code == 0 else (), internal_s=_r(internal_time),
-        failure=failure, warnings=tuple(w.short for w in model.warnings), notes=tuple(notes or ()))
+        failure=failure, warnings=tuple(w.short for w in model.warnings), notes=tuple(notes or ()),
+        retries=tuple(retries or ()))
 
 
 def _span(steps: list[Step]) -> float:

@@ -1,0 +1,127 @@
+"""Retries against a fault-injecting proxy in front of the real registry (all on 127.0.0.1)."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from .conftest import BASE_IMAGE, REGISTRY, docker, sbuild
+from .faultproxy import FaultProxy
+
+pytestmark = pytest.mark.usefixtures("registry")
+
+FAST = ["--retries", "8", "--retry-wait", "0.05", "--retry-max-wait", "0.3"]
+
+
+def _push_base() -> str:
+    """A fresh copy of the base image in the registry, so a build really pulls it."""
+    name = f"sbuild-it/retry-{uuid.uuid4().hex[:10]}"
+    docker("tag", BASE_IMAGE, f"{REGISTRY}/{name}:latest")
+    docker("push", "-q", f"{REGISTRY}/{name}:latest")
+    docker("image", "rm", f"{REGISTRY}/{name}:latest")
+    return name
+
+
+@pytest.fixture
+def proxies() -> Iterator[list[FaultProxy]]:
+    made: list[FaultProxy] = []
+    yield made
+    for p in made:
+        p.close()
+
+
+def _context(tmp_path: Path, base: str, name: str) -> Path:
+    d = tmp_path / name
+    d.mkdir()
+    (d / "Dockerfile").write_text(f"FROM {base} AS app\nRUN echo built-{uuid.uuid4().hex} > /built\n")
+    return d
+
+
+# N per fault, such that plain `docker buildx build --pull` fails: it gives up on the first 5xx or reset,
+# and BuildKit itself re-sends a 429 up to 5 times (measured: 3 survive, 6 do not).
+FAULTS = [("503", 2), ("500", 2), ("reset", 2), ("429", 8)]
+
+
+@pytest.mark.parametrize(("fault", "n"), FAULTS)
+def test_pull_faults_plain_buildx_fails_sbuild_retries(fault: str, n: int, tmp_path: Path,
+                                                       proxies: list[FaultProxy]) -> None:
+    plain_proxy = FaultProxy(REGISTRY, fault, n)
+    ours_proxy = FaultProxy(REGISTRY, fault, n)
+    proxies += [plain_proxy, ours_proxy]
+    plain_ctx = _context(tmp_path, f"{plain_proxy.addr}/{_push_base()}:latest", "plain")
+    ours_ctx = _context(tmp_path, f"{ours_proxy.addr}/{_push_base()}:latest", "ours")
+
+    plain = docker("buildx", "build", "--pull", "--progress=plain", str(plain_ctx), check=False)
+    assert plain.returncode != 0 and plain_proxy.injected, "plain buildx should fail on this fault"
+
+    r = tmp_path / "r.json"
+    cp = sbuild("--pull", *FAST, "--report", str(r), str(ours_ctx))
+    assert cp.returncode == 0, cp.stderr[-3000:]
+    rep = json.loads(r.read_text())
+    assert rep["status"] == "success"
+    assert rep["attempts"] == len(rep["retries"]) + 1 >= 2
+    assert all(x["phase"] in ("metadata", "pull", "auth") for x in rep["retries"]), rep["retries"]
+    assert all(x["wait_s"] <= 0.3 for x in rep["retries"])
+    retry_lines = [ln for ln in cp.stderr.splitlines() if ln.startswith("sbuild: attempt ")]
+    assert len(retry_lines) == len(rep["retries"])
+    assert "retrying in" in retry_lines[0]
+
+
+def test_missing_base_image_fails_once_and_fast(tmp_path: Path) -> None:
+    ctx = _context(tmp_path, f"{REGISTRY}/sbuild-it/does-not-exist-{uuid.uuid4().hex[:6]}:latest", "missing")
+    r = tmp_path / "r.json"
+    t = time.monotonic()
+    cp = sbuild("--pull", "--report", str(r), str(ctx))  # default retry settings
+    assert cp.returncode == 1
+    assert time.monotonic() - t < 5
+    rep = json.loads(r.read_text())
+    assert rep["attempts"] == 1 and rep["retries"] == []
+    assert "sbuild: attempt" not in cp.stderr
+
+
+def test_failing_run_step_is_not_retried(tmp_path: Path) -> None:
+    d = tmp_path / "fail"
+    d.mkdir()
+    (d / "Dockerfile").write_text("FROM sbuild-busybox\nRUN echo 'upstream said 503 Service Unavailable' && exit 5\n")
+    r = tmp_path / "r.json"
+    cp = sbuild(*FAST, "--report", str(r), str(d))
+    assert cp.returncode == 1
+    assert json.loads(r.read_text())["attempts"] == 1
+
+
+def _is_upload_start_or_manifest_put(method: str, path: str) -> bool:
+    # Stable paths only: each retried upload gets a new /blobs/uploads/<uuid> path, and each attempt pushes
+    # manifests with new digests (the provenance differs), so faults keyed by those paths never run out.
+    if method == "POST":
+        return path.endswith("/blobs/uploads/")
+    return method == "PUT" and "/manifests/" in path and "/manifests/sha256:" not in path
+
+
+@pytest.mark.parametrize("fault", ["503", "reset"])
+def test_push_faults(fault: str, tmp_path: Path, proxies: list[FaultProxy]) -> None:
+    # BuildKit retries a push request itself: 2 faults per path it survives, 4 it does not (measured).
+    plain_proxy = FaultProxy(REGISTRY, fault, 4, _is_upload_start_or_manifest_put)
+    ours_proxy = FaultProxy(REGISTRY, fault, 4, _is_upload_start_or_manifest_put)
+    proxies += [plain_proxy, ours_proxy]
+    ctx = _context(tmp_path, "sbuild-busybox", "push")
+    name = f"sbuild-it/pushed-{uuid.uuid4().hex[:8]}"
+    plain = docker("buildx", "build", "--push", "-t", f"{plain_proxy.addr}/{name}:plain", "--progress=plain",
+                   str(ctx), check=False)
+    assert plain.returncode != 0, "plain buildx should fail to push"
+
+    r = tmp_path / "r.json"
+    cp = sbuild("--push", "-t", f"{ours_proxy.addr}/{name}:ours", *FAST, "--report", str(r), str(ctx))
+    assert cp.returncode == 0, cp.stderr[-3000:]
+    rep = json.loads(r.read_text())
+    assert rep["attempts"] >= 2 and {x["phase"] for x in rep["retries"]} <= {"push", "unknown"}, rep["retries"]
+    # BuildKit's cache: the steps that finished before the push failed are not redone.
+    assert rep["cache"]["hit_ratio"] == 1.0 and rep["stages"][0]["status"] == "cached"
+    import urllib.request
+
+    with urllib.request.urlopen(f"http://{REGISTRY}/v2/{name}/tags/list", timeout=5) as resp:
+        assert "ours" in json.loads(resp.read())["tags"]

@@ -1,0 +1,159 @@
+"""classify_failure on real error lines, as users reported them in public issue threads."""
+
+from __future__ import annotations
+
+import pytest
+
+from sbuild import classify_failure
+from sbuild.retry import FailureClass, Policy, Retry, run_with_retries, wait_for
+
+# (error line, transient, phase, source)
+REAL = [
+    ("ERROR: failed to solve: python:3.8.17-slim-buster: failed to resolve source metadata for "
+     "docker.io/library/python:3.8.17-slim-buster: failed to authorize: failed to fetch oauth token: unexpected "
+     "status from POST request to https://auth.docker.io/token: 502 Bad Gateway",
+     True, "auth", "github.com/oppia/oppia/issues/21199"),
+    ("ERROR: failed to solve: freesurfer/freesurfer:7.4.1: failed to resolve source metadata for "
+     "docker.io/freesurfer/freesurfer:7.4.1: failed to authorize: failed to fetch oauth token: unexpected status "
+     "from GET request to https://auth.docker.io/token?scope=repository%3Afreesurfer%2Ffreesurfer%3Apull&"
+     "service=registry.docker.io: 401 Unauthorized.",
+     False, "auth", "github.com/skjerns/3dprintedbrain_docker/issues/5"),
+    ("ERROR: failed to build: failed to solve: failed to resolve source metadata for "
+     "harbor.nbfc.io/nubificus/bunny:latest: unexpected status from HEAD request to "
+     "https://harbor.nbfc.io/v2/nubificus/bunny/manifests/latest: 502 Bad Gateway",
+     True, "metadata", "github.com/nubificus/bunny/issues/56"),
+    ("ERROR: failed to solve: node:20-alpine: failed to resolve source metadata for docker.io/library/node:20-alpine: "
+     'failed to do request: Head "https://dockerproxy.com/v2/library/node/manifests/20-alpine?ns=docker.io": read tcp '
+     "192.168.127.130:44148->150.136.252.237:443: read: connection reset by peer",
+     True, "metadata", "github.com/drawdb-io/drawdb/issues/293"),
+    ("failed to solve: golang:1.23.6-alpine3.20: failed to resolve source metadata for "
+     "docker.io/library/golang:1.23.6-alpine3.20: failed to copy: httpReadSeeker: failed open: unexpected status code "
+     "https://registry-1.docker.io/v2/library/golang/blobs/sha256:d9452640ca3fae310f357582059dbe38e87355feb9a1200389"
+     "b67957a6d71a7f: 500 Internal Server Error",
+     True, "pull", "github.com/alpinelinux/docker-alpine/issues/439"),
+    ("ERROR: failed to solve: builder: failed to resolve source metadata for docker.io/library/builder:latest: pull "
+     "access denied, repository does not exist or may require authorization: server message: insufficient_scope: "
+     "authorization failed",
+     False, "metadata", "github.com/zhaarey/wrapper/issues/33"),
+    ('buildx failed with: error: failed to solve: failed to copy: failed to do request: Put "https://cr.brightbox.com/'
+     'v2/blobhere": write tcp 172.17.0.2:48736->109.107.38.167:443: write: connection reset by peer',
+     True, "pull", "github.com/moby/buildkit/issues/2713"),
+    ('ERROR: failed to solve: failed to push REDACTED/python-docker:1.0.0: failed commit on ref '
+     '"index-sha256:3be21126cdfd0a02270874f65545c8c631b0fb17005ad10b7cd4c871110a21d7": unexpected status: 500 Server '
+     "Error",
+     True, "push", "github.com/docker/buildx/issues/1653"),
+    ("error: failed to solve: failed to fetch oauth token: unexpected status: 401 Unauthorized",
+     False, "auth", "github.com/moby/buildkit/issues/4456"),
+    ("#4 ERROR: failed to authorize: DeadlineExceeded: failed to fetch oauth token: Post "
+     '"https://repoin.harbor.net/service/token": dial tcp 10.249.179.76:443: i/o timeout',
+     True, "auth", "github.com/moby/buildkit/issues/3875"),
+    ("Error: buildx failed with: ERROR: failed to solve: error writing layer blob: maximum timeout reached",
+     True, "cache-export", "github.com/ptr727/NxWitness/issues/175"),
+    ("ERROR: failed to solve: failed to compute cache key: failed to copy: httpReadSeeker: failed open: unexpected "
+     "status code https://ghcr.io/v2/osgeo/gdal/blobs/sha256:1234567890abcdef: 429 Too Many Requests",
+     True, "pull", "github.com/docker/buildx/issues/3374 (status shown as reported by the thread's title pattern)"),
+    ('ERROR: failed to solve: process "/bin/sh -c npm run test" did not complete successfully: exit code: 1',
+     False, "build", "buildx's own RUN failure (see integration/test_dropin.py)"),
+    ("ERROR: failed to solve: nosuchimage:latest: failed to resolve source metadata for "
+     "docker.io/library/nosuchimage:latest: failed to do request: Head \"https://registry-1.docker.io/v2/library/"
+     "nosuchimage/manifests/latest\": dial tcp: lookup registry-1.docker.io on 127.0.0.53:53: no such host",
+     False, "metadata", "offline machine, as seen here"),
+    ("ERROR: failed to solve: 127.0.0.1:5000/sbuild-it/none:latest: 127.0.0.1:5000/sbuild-it/none:latest: not found",
+     False, "unknown", "local registry, as seen here"),
+]
+
+
+@pytest.mark.parametrize(("line", "transient", "phase", "source"), REAL, ids=[r[3] for r in REAL])
+def test_real_error_lines(line: str, transient: bool, phase: str, source: str) -> None:
+    f = classify_failure(line)
+    assert (f.transient, f.phase) == (transient, phase), f
+
+
+def test_a_failed_run_step_is_final_whatever_its_command_says() -> None:
+    f = classify_failure('ERROR: failed to solve: process "/bin/sh -c curl http://h:503 || echo 502 Bad Gateway" '
+                         "did not complete successfully: exit code: 7")
+    assert not f.transient and f.phase == "build"
+
+
+def test_innermost_cause_decides() -> None:
+    # the same outer words over a transient and a permanent cause
+    base = "ERROR: failed to solve: x: failed to resolve source metadata for x: failed to authorize: failed to fetch"
+    assert classify_failure(base + " oauth token: unexpected status: 503 Service Unavailable").transient
+    assert not classify_failure(base + " oauth token: unexpected status: 403 Forbidden").transient
+
+
+def test_retry_notices_are_not_the_final_error() -> None:
+    text = ("#5 0.123 retrying in 1s\nERROR: failed to solve: process \"/bin/sh -c false\" did not complete "
+            "successfully: exit code: 1")
+    assert not classify_failure(text).transient
+
+
+def test_unknown_errors_are_permanent() -> None:
+    f = classify_failure("ERROR: failed to solve: something nobody has seen before")
+    assert not f.transient and f.reason == "unknown error"
+
+
+def test_retry_after() -> None:
+    f = classify_failure("ERROR: failed to solve: unexpected status: 429 Too Many Requests (Retry-After: 7)")
+    assert f.transient and f.retry_after == 7.0
+    assert wait_for(Policy(), 1, f, 0.5) == 7.0
+
+
+def test_waits_grow_are_capped_and_rate_limits_wait_longer() -> None:
+    p = Policy(first_wait=2, max_wait=10)
+    five = FailureClass(True, "metadata", "server error (503)")
+    many = FailureClass(True, "metadata", "rate limited (429)")
+    assert 2 <= wait_for(p, 1, five, 0.0) <= wait_for(p, 1, five, 0.99) < 2.5
+    assert wait_for(p, 3, five, 0.99) > wait_for(p, 1, five, 0.99)
+    assert wait_for(p, 10, five, 0.99) == 10
+    assert wait_for(p, 1, many, 0.0) == 6
+
+
+def _runner(outcomes: list[str], policy: Policy) -> tuple[str, list[Retry], list[float], int]:
+    calls = iter(outcomes)
+    n = 0
+
+    def attempt() -> str:
+        nonlocal n
+        n += 1
+        return next(calls)
+
+    def failure(result: str) -> FailureClass | None:
+        return None if result == "ok" else classify_failure(result)
+
+    retries: list[Retry] = []
+    slept: list[float] = []
+    result = run_with_retries(attempt, failure, policy, retries.append, sleep=slept.append)
+    return result, retries, slept, n
+
+
+def test_transient_failures_are_retried_until_success() -> None:
+    e503 = "ERROR: failed to solve: unexpected status from HEAD request to https://r/v2/a/manifests/1: 503 " \
+           "Service Unavailable"
+    reset = "ERROR: failed to solve: failed to copy: read tcp 1.2.3.4:5->6.7.8.9:443: read: connection reset by peer"
+    result, retries, slept, n = _runner([e503, reset, "ok"], Policy(retries=3, first_wait=0.01))
+    assert result == "ok" and n == 3
+    assert [(r.attempt, r.phase) for r in retries] == [(1, "metadata"), (2, "pull")]
+    assert len(slept) == 2 and all(s > 0 for s in slept)
+
+
+def test_permanent_failure_is_not_retried() -> None:
+    run = 'ERROR: failed to solve: process "/bin/sh -c false" did not complete successfully: exit code: 1'
+    result, retries, slept, n = _runner([run, "ok"], Policy(retries=3, first_wait=0.01))
+    assert result == run and n == 1 and retries == [] and slept == []
+
+
+def test_same_innermost_cause_on_different_requests_is_not_the_same_error() -> None:
+    a = ("ERROR: failed to solve: failed to push r/x:1: failed commit on ref \"manifest-sha256:aaa\": "
+         "503 Service Unavailable")
+    b = a.replace("aaa", "bbb")
+    c = a.replace("aaa", "ccc")
+    _, retries, _, n = _runner([a, b, c, "ok"], Policy(retries=5, first_wait=0.01))
+    assert n == 4 and len(retries) == 3
+
+
+def test_retries_zero_disables_and_the_last_failure_is_returned() -> None:
+    e = "ERROR: failed to solve: 502 Bad Gateway"
+    assert _runner([e, "ok"], Policy(retries=0))[0] == e
+    last, retries, _, n = _runner([e, e, e, e, e], Policy(retries=10, first_wait=0.01, same_error_limit=3))
+    assert last == e and n == 3 and len(retries) == 2  # the same error three times in a row: stop early

@@ -1,0 +1,201 @@
+"""Which failed builds are worth another attempt, and how long to wait. Pure apart from tenacity.
+
+BuildKit reports a failure as a chain of causes joined by ": " ("failed to solve: failed to resolve
+source metadata for X: failed to authorize: failed to fetch oauth token: unexpected status from POST
+request to https://auth.docker.io/token: 502 Bad Gateway"). The same outer words appear over transient
+and permanent causes alike, so the *innermost* cause that means something decides: a 502 from the
+token endpoint is transient, a 401 is not. Anything not known to be transient is permanent: retrying
+a real failure only makes CI slower.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from typing import NamedTuple
+
+PHASES = ("auth", "metadata", "pull", "cache-import", "cache-export", "push", "build", "dockerfile", "unknown")
+
+
+class FailureClass(NamedTuple):
+    transient: bool
+    phase: str  # one of PHASES
+    reason: str  # the innermost cause, short
+    retry_after: float | None = None  # seconds, when the registry said so
+    error: str = ""  # the whole chain, to tell one failure from another
+
+
+# Causes, each matched against one link of the chain; checked from the innermost link outwards.
+_TRANSIENT = [
+    (re.compile(r"\b(500|502|503|504)\b|Internal Server Error|Bad Gateway|Service Unavailable|Gateway Time-?out",
+                re.I), "server error"),
+    (re.compile(r"\b429\b|Too Many Requests|toomanyrequests", re.I), "rate limited"),
+    (re.compile(r"\b408\b|Request Timeout", re.I), "request timeout"),
+    (re.compile(r"connection reset by peer|connection refused|broken pipe|use of closed network connection|"
+                r"server closed idle connection|http2: server sent GOAWAY|stream error|"
+                r"no route to host|network is unreachable", re.I), "connection failed"),
+    (re.compile(r"\bunexpected EOF\b|^EOF$|: EOF$|short read|failed commit on ref .*no response", re.I),
+     "connection cut short"),
+    (re.compile(r"TLS handshake timeout|i/o timeout|Client\.Timeout exceeded|timeout awaiting response|"
+                r"context deadline exceeded|DeadlineExceeded|read: connection timed out|maximum timeout reached",
+                re.I), "timeout"),
+    (re.compile(r"server misbehaving|temporary failure in name resolution", re.I), "DNS failure"),
+]
+_PERMANENT = [
+    (re.compile(r"did not complete successfully|executor failed running", re.I), "a build step failed"),
+    (re.compile(r"dockerfile parse error|failed to parse dockerfile|unknown instruction", re.I),
+     "Dockerfile error"),
+    (re.compile(r"\b401\b|unauthorized|authentication required|incorrect username or password", re.I),
+     "unauthorized"),
+    (re.compile(r"\b403\b|forbidden|denied|insufficient_scope", re.I), "access denied"),
+    (re.compile(r"manifest unknown|\bnot found\b|\b404\b|repository does not exist|no such host", re.I),
+     "not found"),
+    (re.compile(r"no match for platform", re.I), "no match for platform"),
+    (re.compile(r"invalid reference format|invalid tag|invalid argument", re.I), "invalid input"),
+]
+_RETRY_AFTER = re.compile(r"retry[- ]after[:= ]+(\d+(?:\.\d+)?)|try again in (\d+(?:\.\d+)?) ?s", re.I)
+
+# Phase, from the outer links and from the name of the step that failed.
+_PHASE_RULES = [
+    (re.compile(r"oauth token|anonymous token|failed to authorize|/token\b|\[auth\]", re.I), "auth"),
+    (re.compile(r"importing cache|cache importer|failed to configure .*cache|cache manifest", re.I),
+     "cache-import"),
+    (re.compile(r"exporting cache|cache export|writing cache|error writing (layer|manifest) blob", re.I),
+     "cache-export"),
+    (re.compile(r"failed to push|pushing layers|pushing manifest|exporting to image.*push|"
+                r"failed commit on ref|blobs/uploads", re.I), "push"),
+    (re.compile(r"failed to copy|httpReadSeeker|failed to extract layer|failed to fetch .*blob|/blobs/sha256|"
+                r"pulling sha256|unpack", re.I), "pull"),
+    (re.compile(r"resolve source metadata|resolve image config|load metadata|/manifests/|failed to do request: "
+                r"Head", re.I), "metadata"),
+    (re.compile(r"did not complete successfully|executor failed", re.I), "build"),
+    (re.compile(r"dockerfile parse error|failed to parse|unknown instruction", re.I), "dockerfile"),
+]
+
+
+_STEP_FAILED = re.compile(r"did not complete successfully|executor failed running", re.I)
+
+
+def _links(text: str) -> list[str]:
+    """The chain of causes of the final error line, innermost last."""
+    lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
+    errors = [ln for ln in lines if ln.upper().startswith("ERROR:")]
+    if errors:
+        line = errors[-1].split(":", 1)[1]
+    elif lines:
+        line = lines[-1]
+    else:
+        return []
+    # Split on ": " but not inside quoted URLs ("Head \"https://h:5000/v2/…\"").
+    parts = re.split(r': (?=(?:[^"]*"[^"]*")*[^"]*$)', line)
+    return [p.strip() for p in parts if p.strip()]
+
+
+def classify_failure(text: str, step: str | None = None) -> FailureClass:
+    """Classify a failed build from its final error (buildx's `ERROR: …` line, or the whole text).
+
+    `step`, when known, is the name of the step that failed; it helps name the phase."""
+    links = _links(text)
+    reason, transient = "unknown error", False
+    failed_step = next((link for link in links if _STEP_FAILED.search(link)), None)
+    for link in reversed(links if failed_step is None else []):
+        hit = next(((r, True) for rx, r in _TRANSIENT if rx.search(link)), None)
+        if hit is None:
+            hit = next(((r, False) for rx, r in _PERMANENT if rx.search(link)), None)
+        if hit is not None:
+            reason, transient = hit
+            detail = link if len(link) <= 120 else link[:117] + "..."
+            reason = f"{reason} ({detail})"
+            break
+    if failed_step is not None:
+        # A RUN step failed: whatever its command line says (it may well contain "503"), that is final.
+        detail = failed_step if len(failed_step) <= 120 else failed_step[:117] + "..."
+        return FailureClass(False, "build", f"a build step failed ({detail})", None, ": ".join(links))
+    phase = "unknown"
+    where = " : ".join(links) + (" " + step if step else "")
+    for rx, name in _PHASE_RULES:
+        if rx.search(where):
+            phase = name
+            break
+    m = _RETRY_AFTER.search(text)
+    retry_after = float(m.group(1) or m.group(2)) if m else None
+    return FailureClass(transient, phase, reason, retry_after, ": ".join(links))
+
+
+def normalized(text: str) -> str:
+    """The error without what differs between attempts that meet the same failure: the local end of a
+    connection ("read tcp 10.0.0.2:41332->…"), build and upload ids, durations. Digests stay: another
+    blob failing is another error."""
+    t = re.sub(r"\b\d+\.\d+\.\d+\.\d+:\d+->", "local->", text)
+    t = re.sub(r"/uploads/[0-9a-f-]{36}", "/uploads/…", t)
+    t = re.sub(r"\b[0-9a-z]{25}\b", "id", t)
+    return re.sub(r"\b\d+(\.\d+)?(ms|s)\b", "t", t)
+
+
+class Policy(NamedTuple):
+    retries: int = 3
+    first_wait: float = 5.0  # BuildKit already retried layer fetches for ~7 s before giving up
+    max_wait: float = 60.0
+    rate_limit_factor: float = 3.0  # a 429 without Retry-After waits longer
+    same_error_limit: int = 3  # the same error this many times in a row: stop early
+
+
+def wait_for(policy: Policy, attempt: int, failure: FailureClass, jitter: float) -> float:
+    """Seconds to wait after failed attempt number `attempt` (1-based): exponential from the first wait,
+    jittered (`jitter` in [0, 1)), a Retry-After if the registry sent one; capped at max_wait."""
+    if failure.retry_after is not None:
+        return min(policy.max_wait, failure.retry_after)
+    first = policy.first_wait * (policy.rate_limit_factor if failure.reason.startswith("rate limited") else 1.0)
+    top = first * 2 ** (attempt - 1)
+    return min(policy.max_wait, first + (top - first) * jitter) if attempt > 1 else min(policy.max_wait,
+                                                                                        first * (1 + 0.2 * jitter))
+
+
+class Retry(NamedTuple):
+    """One retry, as the report lists it."""
+
+    attempt: int  # the attempt that failed
+    phase: str
+    reason: str
+    wait_s: float
+
+
+def run_with_retries(do_attempt, failure_of, policy: Policy, on_retry, sleep=None):  # type: ignore[no-untyped-def]
+    """Run `do_attempt()` until it succeeds, fails for good, or the policy says stop. tenacity drives the
+    loop; `failure_of(result)` is the FailureClass of a failed result (None when it succeeded or must
+    not be retried), `on_retry(Retry)` is told before each wait. Returns the last result."""
+    import time
+
+    from tenacity import RetryCallState, Retrying, retry_if_result, stop_after_attempt
+    from tenacity.stop import stop_base
+
+    history: list[str] = []
+
+    def transient(result: object) -> bool:
+        f = failure_of(result)
+        return f is not None and f.transient
+
+    class _SameError(stop_base):
+        def __call__(self, state: RetryCallState) -> bool:
+            f = failure_of(state.outcome.result()) if state.outcome else None
+            history.append(normalized(f.error or f.reason) if f else "")
+            last = history[-policy.same_error_limit:]
+            return len(last) == policy.same_error_limit and len(set(last)) == 1
+
+    def wait(state: RetryCallState) -> float:
+        f = failure_of(state.outcome.result())  # type: ignore[union-attr]
+        return wait_for(policy, state.attempt_number, f, _rng.random())
+
+    def before_sleep(state: RetryCallState) -> None:
+        f = failure_of(state.outcome.result())  # type: ignore[union-attr]
+        on_retry(Retry(state.attempt_number, f.phase, f.reason, round(state.upcoming_sleep, 3)))
+
+    retrying = Retrying(
+        retry=retry_if_result(transient), stop=stop_after_attempt(policy.retries + 1) | _SameError(),
+        wait=wait, before_sleep=before_sleep, sleep=sleep or time.sleep,
+        retry_error_callback=lambda state: state.outcome.result(),  # type: ignore[union-attr]
+    )
+    return retrying(do_attempt)
+
+
+_rng = random.Random()
