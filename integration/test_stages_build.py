@@ -81,17 +81,36 @@ def test_stage_with_target_is_a_usage_error() -> None:
     assert cp.returncode == 2 and "--stage and --target cannot be used together" in cp.stderr
 
 
-def test_only_the_deploy_stage_gets_tags(tag_prefix: str) -> None:
+def test_only_the_deploy_stage_gets_tags(tag_prefix: str, tmp_path: Path) -> None:
     cp = sbuild("--stage", "test", "-t", f"{tag_prefix}:test-only", str(EXAMPLE))
     assert cp.returncode == 0, cp.stderr[-2000:]
     assert '-t not applied: only the deploy stage "deploy" gets tags' in cp.stderr
     assert docker("image", "inspect", f"{tag_prefix}:test-only", check=False).returncode != 0
 
-    cp = sbuild("--stage", "test,deploy", "-t", f"{tag_prefix}:both", "--iidfile", "/dev/stdout", str(EXAMPLE))
+    iid = tmp_path / "iid"
+    cp = sbuild("--stage", "test,deploy", "-t", f"{tag_prefix}:both", "--iidfile", str(iid), str(EXAMPLE))
     assert cp.returncode == 0, cp.stderr[-2000:]
     img = inspect(f"{tag_prefix}:both")
     assert img["Config"]["Entrypoint"] == ["/usr/local/bin/app"]  # deploy's, not test's
-    assert cp.stdout.strip() == img["Id"]
+    assert iid.read_text().strip() == img["Id"]
+
+
+def test_iidfile_to_a_pipe_is_written_not_replaced(tmp_path: Path) -> None:
+    # buildx writes --iidfile by renaming a temp file over it: given a fifo (or /dev/stdout, as root) that
+    # replaces it. sbuild hands buildx a temp file and writes the fifo itself.
+    import os
+    import threading
+
+    fifo = tmp_path / "iid.fifo"
+    os.mkfifo(fifo)
+    got: list[str] = []
+    reader = threading.Thread(target=lambda: got.append(fifo.read_text()))
+    reader.start()
+    cp = sbuild("--iidfile", str(fifo), str(EXAMPLE))
+    reader.join(timeout=30)
+    assert cp.returncode == 0, cp.stderr[-2000:]
+    assert fifo.is_fifo()
+    assert got and got[0].startswith("sha256:")
 
 
 def test_quiet_with_stages_prints_the_deploy_image_id(tag_prefix: str) -> None:

@@ -105,27 +105,19 @@ def make_renderer(mode: str, err: TextIO, masker: Masker, model: BuildModel, sta
     return PlainRenderer(err, masker)
 
 
-def image_id_from_metadata(md: dict[str, object]) -> str | None:
-    """What buildx writes to --iidfile: the config digest, or the image digest (containerd store)."""
-    v = md.get("containerimage.config.digest") or md.get("containerimage.digest")
-    return str(v) if v else None
-
-
 class _Attempt:
-    __slots__ = ("iidfile", "metafile", "model", "result")
+    __slots__ = ("iidfile", "model", "result")
 
-    def __init__(self, result: process.BuildResult, model: BuildModel, iidfile: str | None,
-                 metafile: str | None) -> None:
+    def __init__(self, result: process.BuildResult, model: BuildModel, iidfile: str | None) -> None:
         self.result = result
         self.model = model
         self.iidfile = iidfile
-        self.metafile = metafile  # bake's metadata (several targets)
 
 
 class _Build:
     """State shared by the attempts of one sbuild build."""
 
-    def __init__(self, cmd: BuildCommand, err: TextIO, out: TextIO) -> None:
+    def __init__(self, cmd: BuildCommand, err: TextIO, out: TextIO, notes: list[str]) -> None:
         from . import plan as planning
 
         self.cmd, self.err, self.out = cmd, err, out
@@ -137,10 +129,12 @@ class _Build:
         self.masker = masker_for(cmd)
         self.cache: CacheSettings | None = self._cache_settings() if self.early else None
         self.tmpdir: str | None = None
-        self.notes: list[str] = list(self.plan.notes)
+        self.notes: list[str] = [*notes, *self.plan.notes]
         self.export_errors: list[str] = []
         self.retries: list[Retry] = []
         self.attempt_count = 0
+        self.finalizing = False
+        self.finalized = False
         for note in self.notes:
             self.say(note)
 
@@ -178,12 +172,49 @@ class _Build:
                               branch=branch, default_branch=default, required=cmd.flag("cache-required"),
                               run_id=str(os.getpid()))
 
-    def compose(self, export: bool) -> tuple[tuple[str, ...], list[str], str | None, str | None]:
-        """(subcommand, args, iidfile, bake metadata file) for one attempt."""
+    def _special_files(self) -> list[str]:
+        """--iidfile/--metadata-file that name something other than a regular file (/dev/stdout, a fifo):
+        buildx writes them by rename, which would replace the device. buildx gets a temp file instead,
+        copied there afterwards."""
+        import stat
+
+        args = []
+        for flag in ("iidfile", "metadata-file"):
+            path = self.cmd.value(flag)
+            if path is None:
+                continue
+            try:
+                special = not stat.S_ISREG(os.stat(path).st_mode) or os.path.islink(path)
+            except OSError:
+                special = False
+            if special:
+                tmp = self.tmp(flag)
+                self.copy_back.append((tmp, path))
+                args.append(f"--{flag}={tmp}")
+        return args
+
+    def compose(self, export: bool) -> tuple[tuple[str, ...], list[str], str | None]:
+        """(subcommand, args, iidfile) for one attempt."""
         import json
 
         cmd, plan, cache = self.cmd, self.plan, self.cache
+        self.copy_back: list[tuple[str, str]] = []
+        special = self._special_files()
         iidfile = cmd.value("iidfile")
+        if special:
+            iidfile = next((a.split("=", 1)[1] for a in special if a.startswith("--iidfile=")), iidfile)
+        if self.finalizing:
+            # The deploy stage's image, after every stage passed: fully cached, so it only exports.
+            assert plan.deploy is not None
+            args = cmd.buildx_args(drop=frozenset({"progress", "quiet", "cache-to"} |
+                                                  {a[2:].split("=", 1)[0] for a in special})) + special
+            if cache is not None:
+                args += [f"--cache-from={c}" for c in cache.imports]
+            if cmd.flag("quiet") and not iidfile:
+                iidfile = self.tmp("iid")
+                args.append(f"--iidfile={iidfile}")
+            return ("buildx", "build"), [*args, f"--target={plan.deploy.key}", "--progress=rawjson", "--",
+                                         cmd.context], iidfile
         if plan.bake is not None:
             definition = json.loads(json.dumps(plan.bake))
             for name, target in definition["target"].items():
@@ -197,13 +228,12 @@ class _Build:
             bake_file = self.tmp("bake.json")
             with open(bake_file, "w") as f:
                 json.dump(definition, f)
-            metafile = self.tmp("metadata.json")
-            args = ["--file", bake_file, *self.planning.bake_flags(cmd, plan), f"--metadata-file={metafile}",
-                    "--progress=rawjson"]
-            return ("buildx", "bake"), args, iidfile, metafile
+            args = ["--file", bake_file, *self.planning.bake_flags(cmd, plan), "--progress=rawjson"]
+            return ("buildx", "bake"), args, None
         extra, drop = self.planning.single_stage_args(cmd, plan) if plan.selected else ([], frozenset[str]())
         drop = drop | {"progress", "quiet"} | (set() if export else {"cache-to"})
-        args = cmd.buildx_args(drop=frozenset(drop))
+        args = cmd.buildx_args(drop=frozenset(drop | {a[2:].split("=", 1)[0] for a in special}))
+        args += [a for a in special if a[2:].split("=", 1)[0] not in drop]
         if cache is not None:
             args += [f"--cache-from={c}" for c in cache.imports]
             if export:
@@ -212,14 +242,14 @@ class _Build:
         if cmd.flag("quiet") and not iidfile and "iidfile" not in drop:
             iidfile = self.tmp("iid")
             args.append(f"--iidfile={iidfile}")
-        return ("buildx", "build"), [*args, *extra, "--progress=rawjson", "--", cmd.context], iidfile, None
+        return ("buildx", "build"), [*args, *extra, "--progress=rawjson", "--", cmd.context], iidfile
 
     # -- one attempt ---------------------------------------------------------------------------
 
     def attempt(self, *, export: bool, render: bool) -> _Attempt:
         from .progress import BuildModel, StreamSplitter
 
-        subcommand, args, iidfile, metafile = self.compose(export)
+        subcommand, args, iidfile = self.compose(export)
         model, splitter = BuildModel(), StreamSplitter()
         renderer: Renderer | None = None
         passthrough = render and self.mode == "rawjson"
@@ -264,7 +294,7 @@ class _Build:
         finally:
             if renderer is not None:
                 renderer.close()
-        return _Attempt(result, model, iidfile, metafile)
+        return _Attempt(result, model, iidfile)
 
     # -- the build -----------------------------------------------------------------------------
 
@@ -273,9 +303,18 @@ class _Build:
         try:
             a = self._attempts()
             a = self._after_cache_trouble(a)
-            finished = time.time()
             ok = a.result.exit_code == 0 and a.result.signal is None
             self._settle_cache(ok)
+            session = a
+            if ok and self.plan.finalize:
+                assert self.plan.deploy is not None
+                self.say(f'every stage passed: now the deploy stage "{self.plan.deploy.key}" image'
+                         + (" (tags, push)" if self.cmd.has("tag") or self.cmd.flag("push") else ""))
+                self.finalizing = True
+                a = self._attempts()
+                ok = a.result.exit_code == 0 and a.result.signal is None
+                self.finalized = ok
+            finished = time.time()
             image_id = self._outputs(a) if ok else None
         finally:
             if self.tmpdir is not None:
@@ -283,7 +322,9 @@ class _Build:
 
                 shutil.rmtree(self.tmpdir, ignore_errors=True)
         code = 128 + a.result.signal if a.result.signal is not None else a.result.exit_code
-        report = self._report(a.model, code, started, finished, a.result.signal is not None)
+        # The stages' story is the session's; a failed finalize tells its own (the push that failed).
+        model = session.model if (ok or a is session) else a.model
+        report = self._report(model, code, started, finished, a.result.signal is not None)
         return BuildOutcome(code, a.model, image_id, report, a.result.signal, self.mode, self.masker)
 
     def _policy(self) -> Policy:
@@ -365,7 +406,7 @@ class _Build:
             # buildx writes its outputs (iidfile, metadata) only on success: get them from a silent run
             # without export (everything is cached by now, so it takes a moment).
             b = self.attempt(export=False, render=False)
-            return _Attempt(b.result, a.model, b.iidfile, b.metafile)
+            return _Attempt(b.result, a.model, b.iidfile)
         return a
 
     def _settle_cache(self, ok: bool) -> None:
@@ -380,34 +421,17 @@ class _Build:
             cachemod.discard(pairs)
 
     def _outputs(self, a: _Attempt) -> str | None:
+        for tmp, path in getattr(self, "copy_back", []):
+            if os.path.exists(tmp):
+                with open(tmp) as src, open(path, "w") as dst:
+                    dst.write(src.read())
         image_id = None
-        if a.metafile is not None:
-            image_id = self._deploy_metadata(a)
-        elif a.iidfile and os.path.exists(a.iidfile):
+        if a.iidfile and os.path.exists(a.iidfile):
             with open(a.iidfile) as f:
                 image_id = f.read().strip()
         if self.cmd.flag("quiet") and image_id:
             self.out.write(image_id + "\n")
             self.out.flush()
-        return image_id
-
-    def _deploy_metadata(self, a: _Attempt) -> str | None:
-        """After a bake session: write the deploy image's --metadata-file and --iidfile as buildx build would."""
-        import json
-
-        from .files import write_atomic
-
-        plan = self.plan
-        if plan.deploy is None or a.metafile is None or not os.path.exists(a.metafile):
-            return None
-        with open(a.metafile) as f:
-            md = json.load(f).get(self.planning.bake_target_name(plan.deploy), {})
-        image_id = image_id_from_metadata(md)
-        user_md = self.cmd.value("metadata-file")
-        if user_md:
-            write_atomic(user_md, json.dumps(md, indent=2))
-        if a.iidfile and image_id:
-            write_atomic(a.iidfile, image_id)
         return image_id
 
     def _report(self, model: BuildModel, exit_code: int, started: float, finished: float,
@@ -419,6 +443,9 @@ class _Build:
         closure = [s.key for s in plan.closure]
         single = closure[0] if len(closure) == 1 else (graph.default.key if graph else None)
         tags = cmd.values("tag") if (plan.builds_deploy or not plan.selected) and not cmd.flag("cache-only") else []
+        outputs = cmd.values("output")
+        pushes = cmd.flag("push") or any("type=registry" in o or "push=true" in o for o in outputs)
+        pushed = tags if (pushes and exit_code == 0) else []
         cache = self.cache
         exported = [] if (exit_code != 0 or self.export_errors or cache is None) else cache.exported_to
         return build_report(model, exit_code=exit_code, stage_order=graph.names if graph else None,
@@ -426,11 +453,12 @@ class _Build:
                             tags=tags, interrupted=interrupted,
                             cache_imported=[*cmd.values("cache-from"), *(cache.imports if cache else ())],
                             cache_exported=exported, cache_errors=self.export_errors, notes=self.notes,
-                            attempts=self.attempt_count,
+                            attempts=self.attempt_count, pushed=pushed,
                             retries=[{"attempt": r.attempt, "phase": r.phase, "reason": r.reason, "wait_s": r.wait_s}
                                      for r in self.retries])
 
 
-def run(cmd: BuildCommand, *, err: TextIO | None = None, out: TextIO | None = None) -> BuildOutcome:
+def run(cmd: BuildCommand, *, err: TextIO | None = None, out: TextIO | None = None,
+        notes: list[str] | None = None) -> BuildOutcome:
     """Build as the command line says. Progress is rendered by sbuild; the exit code is buildx's."""
-    return _Build(cmd, err or sys.stderr, out or sys.stdout).run()
+    return _Build(cmd, err or sys.stderr, out or sys.stdout, notes or []).run()

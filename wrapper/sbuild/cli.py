@@ -10,11 +10,11 @@ import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from . import __version__
-from .errors import SbuildError
+from . import __version__, flags
+from .errors import SbuildError, UsageError
 
 if TYPE_CHECKING:
-    from . import build, flags
+    from . import build
 
 SUBCOMMANDS = ("stages",)
 
@@ -27,16 +27,67 @@ def _fail(e: SbuildError) -> int:
     return e.exit_code
 
 
-def build_main(argv: list[str]) -> int:
+def with_config(argv: list[str]) -> tuple[flags.BuildCommand, list[str]]:
+    """The command line with the project config applied (flags override it), tag rules expanded, and
+    every tag checked against Docker's reference grammar before anything runs. Returns notes to show."""
+    import os
+
     from . import flags
 
     cmd = flags.parse(argv)
+    notes: list[str] = []
+    if cmd.flag("help"):
+        return cmd, notes
+    from .plan import dockerfile_path
+
+    path = dockerfile_path(cmd)
+    cfg = None
+    if path is not None:
+        from . import config
+
+        cfg = config.load(os.path.dirname(path) or ".", cmd.context)
+    if cfg is not None:
+        from . import config
+
+        given = {f.name for f, _ in cmd.options}
+        if "target" in given:
+            given.add("stage")  # config stages are for builds without --target
+        extra = config.as_flags(cfg, given)
+        rules = cfg.values.get("tags")
+        if rules and not cmd.has("tag"):
+            image = cfg.values.get("image")
+            if not image:
+                raise UsageError(f"{cfg.path}: tags needs image (the name the tag rules apply to)")
+            import time
+
+            from . import gitinfo, tags
+
+            where = cmd.context if os.path.isdir(cmd.context) else "."
+            facts = gitinfo.facts(where, cmd.value("branch"), cmd.value("default-branch") or
+                                  cfg.values.get("default-branch"))
+            refs, skipped = tags.expand(rules, image, facts, os.environ, time.strftime("%Y%m%d", time.gmtime()))
+            notes += skipped
+            extra += [f"--tag={r}" for r in refs]
+        if extra:
+            cmd = flags.parse(extra + argv)
+    if cmd.has("tag"):
+        from .tags import check_reference
+
+        for t in cmd.values("tag"):
+            check_reference(t)
+    return cmd, notes
+
+
+def build_main(argv: list[str]) -> int:
+    from . import flags
+
+    cmd, notes = with_config(argv)
     if cmd.flag("help"):
         sys.stdout.write(flags.help_text())
         return 0
     from . import build
 
-    outcome = build.run(cmd)
+    outcome = build.run(cmd, notes=notes)
     write_outputs(cmd, outcome)
     if outcome.signal is not None:
         import signal
@@ -75,10 +126,7 @@ def write_outputs(cmd: flags.BuildCommand, outcome: build.BuildOutcome) -> None:
 
 def warm_main(argv: list[str]) -> int:
     """`sbuild warm [OPTIONS] [PATH]`: build every stage (or the --stage ones) into the cache, no image."""
-    from . import flags
-    from .errors import UsageError
-
-    cmd = flags.parse(argv)
+    cmd, _ = with_config(argv)
     if cmd.flag("help"):
         sys.stdout.write("Usage: sbuild warm [--stage NAME ...] (--cache-repo REF | --cache-dir DIR | --cache-to SPEC)"
                          " [build options] [PATH]\n\nBuild every stage (or the given ones) and export their cache; "
@@ -91,7 +139,7 @@ def warm_main(argv: list[str]) -> int:
     if cmd.has("target"):
         raise UsageError("sbuild warm takes --stage, not --target")
     extra = ["--cache-only"]
-    if not cmd.has("stage"):
+    if not any(f.name == "stage" for f, _ in flags.parse(argv).options):  # config stages do not limit warm
         from .plan import load_graph
 
         graph = load_graph(cmd, required=True)

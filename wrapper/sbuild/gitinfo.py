@@ -6,8 +6,12 @@ CI checkouts are often a detached HEAD, so the CI's own variables come first.
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
 
 from . import process
+
+if TYPE_CHECKING:
+    from .tags import GitFacts
 
 # Checked in order; the first set one names the branch being built.
 BRANCH_ENV = ("SBUILD_BRANCH", "GITHUB_HEAD_REF", "GITHUB_REF_NAME", "CI_COMMIT_REF_NAME", "BUILDKITE_BRANCH",
@@ -34,3 +38,12 @@ def default_branch(cwd: str) -> str:
         if process.git(["rev-parse", "--verify", "--quiet", f"refs/heads/{name}"], cwd) is not None:
             return name
     return "main"
+
+
+def facts(cwd: str, branch: str | None = None, default: str | None = None) -> GitFacts:
+    from .tags import GitFacts
+
+    sha = os.environ.get("SBUILD_SHA") or process.git(["rev-parse", "HEAD"], cwd)
+    tags_at_head = process.git(["tag", "--points-at", "HEAD"], cwd)
+    return GitFacts(sha, branch or current_branch(cwd), default or default_branch(cwd),
+                    tuple((tags_at_head or "").split()))

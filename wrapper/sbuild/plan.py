@@ -9,7 +9,7 @@ Pure apart from reading the Dockerfile.
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from .errors import DockerfileError, UsageError
 from .flags import BuildCommand
@@ -32,9 +32,12 @@ class Plan(NamedTuple):
     selected: tuple[Stage, ...]  # the stages asked for (empty: a plain build)
     closure: tuple[Stage, ...]  # what gets built (stages asked for and what they need)
     deploy: Stage | None
-    bake: dict[str, object] | None  # the bake definition, when several stages are built
+    bake: dict[str, Any] | None  # the bake definition, when several stages are built
     targets: dict[str, str]  # bake target -> stage key
     notes: tuple[str, ...]  # one-line notes for the user (e.g. tags not applied)
+    # Deploy is built cache-only with the other stages; its image (tags, push, load) is made by a second,
+    # fully cached build once every stage passed: nothing is tagged or pushed when a test failed.
+    finalize: bool = False
 
     @property
     def builds_deploy(self) -> bool:
@@ -138,7 +141,8 @@ def make(cmd: BuildCommand) -> Plan:
     if len(selected) == 1:
         return Plan(graph, tuple(selected), closure, deploy if has_deploy else None, None, {}, tuple(notes))
     bake, targets = _bake_definition(cmd, graph, selected, deploy if has_deploy else None)
-    return Plan(graph, tuple(selected), closure, deploy if has_deploy else None, bake, targets, tuple(notes))
+    return Plan(graph, tuple(selected), closure, deploy if has_deploy else None, bake, targets, tuple(notes),
+                finalize=has_deploy)
 
 
 def _image_flag_note(cmd: BuildCommand, deploy: Stage) -> tuple[str, ...]:
@@ -173,7 +177,7 @@ def _kv(values: list[str]) -> dict[str, str]:
 
 
 def _bake_definition(cmd: BuildCommand, graph: StageGraph, selected: list[Stage],
-                     deploy: Stage | None) -> tuple[dict[str, object], dict[str, str]]:
+                     deploy: Stage | None) -> tuple[dict[str, Any], dict[str, str]]:
     for f in _NOT_IN_BAKE:
         if cmd.has(f):
             raise UsageError(f"--{f} cannot be used with several --stage values: buildx 0.13 bake has no "
@@ -198,35 +202,17 @@ def _bake_definition(cmd: BuildCommand, graph: StageGraph, selected: list[Stage]
         common["contexts"] = _kv(cmd.values("build-context"))
     if cmd.has("shm-size"):
         common["shm-size"] = cmd.value("shm-size")
-    targets: dict[str, object] = {}
+    targets: dict[str, dict[str, object]] = {}
     names: dict[str, str] = {}
     for st in selected:
-        t = dict(common, target=st.key)
-        if st is deploy:
-            if cmd.has("tag"):
-                t["tags"] = cmd.values("tag")
-            outputs = cmd.values("output")
-            if cmd.flag("push"):
-                outputs.append("type=registry")
-            if cmd.flag("load"):
-                outputs.append("type=docker")
-            if outputs:
-                t["output"] = outputs
-            if cmd.has("annotation"):
-                t["annotations"] = cmd.values("annotation")
-            attest = cmd.values("attest")
-            if attest:
-                t["attest"] = attest
-            if cmd.has("cache-to"):
-                t["cache-to"] = cmd.values("cache-to")
-        else:
-            t["output"] = ["type=cacheonly"]
+        # Every stage, deploy included, is cache-only here: deploy's image comes after all passed.
+        t = dict(common, target=st.key, output=["type=cacheonly"])
         name = bake_target_name(st)
         targets[name] = t
         names[name] = st.key
-    if cmd.has("cache-to") and deploy is None:
-        last = bake_target_name(selected[-1])
-        targets[last]["cache-to"] = cmd.values("cache-to")  # type: ignore[index]
+    if cmd.has("cache-to"):  # the user's own --cache-to: the deploy stage's, else the last one's
+        owner = bake_target_name(deploy if deploy is not None else selected[-1])
+        targets[owner]["cache-to"] = cmd.values("cache-to")
     return {"group": {"default": {"targets": list(targets)}}, "target": targets}, names
 
 

@@ -97,7 +97,8 @@ def build_report(model: BuildModel, *, exit_code: int, stage_order: list[str] | 
                  started: float | None = None, finished: float | None = None, tags: list[str] | None = None,
                  interrupted: bool = False, attempts: int = 1, cache_imported: list[str] | None = None,
                  cache_exported: list[str] | None = None, cache_errors: list[str] | None = None,
-                 notes: list[str] | None = None, retries: list[dict[str, Any]] | None = None) -> Report:
+                 notes: list[str] | None = None, retries: list[dict[str, Any]] | None = None,
+                 pushed: list[str] | None = None) -> Report:
     """Per-stage report of one build.
 
     stage_order: stage keys in Dockerfile order (for sorting); expected: the stages the build had to run
@@ -154,7 +155,7 @@ def build_report(model: BuildModel, *, exit_code: int, stage_order: list[str] | 
                            tuple(cache_exported or ()), tuple(cache_errors or ())),
         attempts=attempts, tags=tuple(tags or ()) if exit_code == 0 else (), internal_s=_r(internal_time),
         failure=failure, warnings=tuple(w.short for w in model.warnings), notes=tuple(notes or ()),
-        retries=tuple(retries or ()))
+        retries=tuple(retries or ()), pushed=tuple(pushed or ()))
 
 
 def _span(steps: list[Step]) -> float:
