@@ -27,7 +27,7 @@ def test_cached_then_one_changed_file(example: Path, tmp_path: Path) -> None:
     second = json.loads(r.read_text())
     assert second["status"] == "success" and second["exit_code"] == 0
     assert set(_stages(second)) == {"base", "build", "test"}
-    assert all(s["status"] == "cached" and s["steps"] == s["cached_steps"] > 0 for s in second["stages"])
+    assert all(s["status"] == "cached" and s["steps"] == s["cached_steps"] > 0 for s in second["stages"]), second
     assert second["cache"]["hit_ratio"] == 1.0
     assert "100%" in cp.stderr  # the end-of-build table
 
