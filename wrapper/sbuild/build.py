@@ -26,7 +26,8 @@ if TYPE_CHECKING:
     from .plan import Plan
     from .progress import BuildModel, Update
     from .report import Report
-    from .retry import FailureClass, Policy, Retry
+    from .retry import FailureClass, Retry
+    from .retry_policy import Policy
 
 PROGRESS_MODES = ("auto", "plain", "tty", "quiet", "rawjson")
 
@@ -328,7 +329,7 @@ class _Build:
         return BuildOutcome(code, a.model, image_id, report, a.result.signal, self.mode, self.masker)
 
     def _policy(self) -> Policy:
-        from .retry import Policy
+        from .retry_policy import Policy
 
         def number(flag: str, default: float, kind: type = float) -> float:
             v = self.cmd.value(flag)
@@ -364,16 +365,25 @@ class _Build:
             self.attempt_count += 1
             return self.attempt(export=True, render=True)
 
-        if policy.retries == 0:
-            return once()
+        # The first attempt runs without the retry machinery: tenacity costs ~20 ms to import, and most
+        # builds never need it.
+        first = once()
+        failure = self._failure(first)
+        if policy.retries == 0 or failure is None or not failure.transient:
+            return first
         from .retry import run_with_retries
+
+        pending = [first]
+
+        def again() -> _Attempt:
+            return pending.pop() if pending else once()
 
         def on_retry(r: Retry) -> None:
             self.retries.append(r)
             self.say(f"attempt {r.attempt} of {policy.retries + 1} failed ({r.phase}: {r.reason}); "
                      f"retrying in {r.wait_s:.1f}s")
 
-        return run_with_retries(once, self._failure, policy, on_retry)  # type: ignore[no-any-return]
+        return run_with_retries(again, self._failure, policy, on_retry)  # type: ignore[no-any-return]
 
     def _after_cache_trouble(self, a: _Attempt) -> _Attempt:
         """A builder that cannot export cache, or an export that failed, need not fail a good build."""

@@ -10,9 +10,10 @@ a real failure only makes CI slower.
 
 from __future__ import annotations
 
-import random
 import re
 from typing import NamedTuple
+
+from .retry_policy import Policy
 
 PHASES = ("auth", "metadata", "pull", "cache-import", "cache-export", "push", "build", "dockerfile", "unknown")
 
@@ -132,14 +133,6 @@ def normalized(text: str) -> str:
     return re.sub(r"\b\d+(\.\d+)?(ms|s)\b", "t", t)
 
 
-class Policy(NamedTuple):
-    retries: int = 3
-    first_wait: float = 5.0  # BuildKit already retried layer fetches for ~7 s before giving up
-    max_wait: float = 60.0
-    rate_limit_factor: float = 3.0  # a 429 without Retry-After waits longer
-    same_error_limit: int = 3  # the same error this many times in a row: stop early
-
-
 def wait_for(policy: Policy, attempt: int, failure: FailureClass, jitter: float) -> float:
     """Seconds to wait after failed attempt number `attempt` (1-based): exponential from the first wait,
     jittered (`jitter` in [0, 1)), a Retry-After if the registry sent one; capped at max_wait."""
@@ -184,7 +177,7 @@ def run_with_retries(do_attempt, failure_of, policy: Policy, on_retry, sleep=Non
 
     def wait(state: RetryCallState) -> float:
         f = failure_of(state.outcome.result())  # type: ignore[union-attr]
-        return wait_for(policy, state.attempt_number, f, _rng.random())
+        return wait_for(policy, state.attempt_number, f, _jitter())
 
     def before_sleep(state: RetryCallState) -> None:
         f = failure_of(state.outcome.result())  # type: ignore[union-attr]
@@ -198,4 +191,7 @@ def run_with_retries(do_attempt, failure_of, policy: Policy, on_retry, sleep=Non
     return retrying(do_attempt)
 
 
-_rng = random.Random()
+def _jitter() -> float:
+    import random
+
+    return random.random()
