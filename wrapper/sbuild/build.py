@@ -135,7 +135,7 @@ class _Build:
         self.retries: list[Retry] = []
         self.attempt_count = 0
         self.finalizing = False
-        self.finalized = False
+        self.copy_back: list[tuple[str, str]] = []  # (buildx's temp file, the special file it stands for)
         for note in self.notes:
             self.say(note)
 
@@ -199,7 +199,7 @@ class _Build:
         import json
 
         cmd, plan, cache = self.cmd, self.plan, self.cache
-        self.copy_back: list[tuple[str, str]] = []
+        self.copy_back = []
         special = self._special_files()
         iidfile = cmd.value("iidfile")
         if special:
@@ -314,7 +314,6 @@ class _Build:
                 self.finalizing = True
                 a = self._attempts()
                 ok = a.result.exit_code == 0 and a.result.signal is None
-                self.finalized = ok
             finished = time.time()
             image_id = self._outputs(a) if ok else None
         finally:
@@ -431,7 +430,7 @@ class _Build:
             cachemod.discard(pairs)
 
     def _outputs(self, a: _Attempt) -> str | None:
-        for tmp, path in getattr(self, "copy_back", []):
+        for tmp, path in self.copy_back:
             if os.path.exists(tmp):
                 with open(tmp) as src, open(path, "w") as dst:
                     dst.write(src.read())
