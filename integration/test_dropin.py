@@ -155,3 +155,16 @@ def test_signal_stops_buildx_no_orphans(tmp_path: Path, sig: signal.Signals, cod
     assert "Traceback" not in rest
     time.sleep(0.5)
     assert _buildx_processes() - before == set()
+
+
+def test_flags_match_the_installed_buildx_help() -> None:
+    from tests.helpers import help_flags
+
+    from sbuild import flags
+
+    live = help_flags(docker("buildx", "build", "--help").stdout)
+    ours = {f.name: f for f in flags.BUILDX_FLAGS}
+    missing = set(live) - set(ours)
+    assert not missing, f"buildx flags sbuild does not know: {sorted(missing)}"
+    for name, (short, _) in live.items():
+        assert ours[name].short == short, name
