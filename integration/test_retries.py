@@ -125,3 +125,14 @@ def test_push_faults(fault: str, tmp_path: Path, proxies: list[FaultProxy]) -> N
 
     with urllib.request.urlopen(f"http://{REGISTRY}/v2/{name}/tags/list", timeout=5) as resp:
         assert "ours" in json.loads(resp.read())["tags"]
+
+
+def test_context_from_stdin_survives_a_retry(tmp_path: Path, proxies: list[FaultProxy]) -> None:
+    # The first attempt reads stdin; the retry must get the same Dockerfile again.
+    proxy = FaultProxy(REGISTRY, "503", 1)
+    proxies.append(proxy)
+    dockerfile = f"FROM {proxy.addr}/{_push_base()}:latest\nRUN echo from-stdin-{uuid.uuid4().hex}\n"
+    r = tmp_path / "r.json"
+    cp = sbuild("--pull", *FAST, "--report", str(r), "-", input=dockerfile.encode())
+    assert cp.returncode == 0, cp.stderr[-3000:]
+    assert json.loads(r.read_text())["attempts"] == 2

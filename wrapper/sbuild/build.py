@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import sys
 import time
-from typing import TYPE_CHECKING, Protocol, TextIO
+from typing import IO, TYPE_CHECKING, Protocol, TextIO
 
 from . import process
 from .errors import SbuildError, UsageError
@@ -136,6 +136,7 @@ class _Build:
         self.attempt_count = 0
         self.finalizing = False
         self.copy_back: list[tuple[str, str]] = []  # (buildx's temp file, the special file it stands for)
+        self.stdin_copy: str | None = None  # stdin (context or Dockerfile), kept for further attempts
         for note in self.notes:
             self.say(note)
 
@@ -279,8 +280,10 @@ class _Build:
                 err.write(masker.text(chunk))
             feed(splitter.feed(chunk))
 
+        stdin = self._stdin()
         try:
-            result = process.run_build(args, on_output, masker=masker, subcommand=subcommand, on_spawn=spawned)
+            result = process.run_build(args, on_output, masker=masker, subcommand=subcommand, on_spawn=spawned,
+                                       stdin=stdin)
             feed(splitter.close())
             model.finish_logs()
             if result.exit_code != 0 and model.events == 0:
@@ -295,7 +298,22 @@ class _Build:
         finally:
             if renderer is not None:
                 renderer.close()
+            if stdin is not None:
+                stdin.close()
         return _Attempt(result, model, iidfile)
+
+    def _stdin(self) -> IO[bytes] | None:
+        """A fresh read of stdin for each attempt when the context or Dockerfile comes from it (`-`):
+        the first attempt consumes it, so it is spooled to a file once."""
+        if self.cmd.context != "-" and self.cmd.value("file") != "-":
+            return None
+        if self.stdin_copy is None:
+            import shutil
+
+            self.stdin_copy = self.tmp("stdin")
+            with open(self.stdin_copy, "wb") as f:
+                shutil.copyfileobj(sys.stdin.buffer, f, 1 << 20)
+        return open(self.stdin_copy, "rb")
 
     # -- the build -----------------------------------------------------------------------------
 
