@@ -136,3 +136,27 @@ def test_context_from_stdin_survives_a_retry(tmp_path: Path, proxies: list[Fault
     cp = sbuild("--pull", *FAST, "--report", str(r), "-", input=dockerfile.encode())
     assert cp.returncode == 0, cp.stderr[-3000:]
     assert json.loads(r.read_text())["attempts"] == 2
+
+
+def test_ctrl_c_while_waiting_to_retry(tmp_path: Path, proxies: list[FaultProxy]) -> None:
+    import signal
+    import subprocess
+
+    from .conftest import sbuild_cmd
+
+    proxy = FaultProxy(REGISTRY, "503", 100)
+    proxies.append(proxy)
+    ctx = _context(tmp_path, f"{proxy.addr}/{_push_base()}:latest", "wait")
+    r = tmp_path / "r.json"
+    proc = subprocess.Popen([*sbuild_cmd(), "--pull", "--retry-wait", "30", "--report", str(r), "--progress=plain",
+                             str(ctx)], stderr=subprocess.PIPE, text=True)
+    assert proc.stderr is not None
+    for line in proc.stderr:
+        if line.startswith("sbuild: attempt 1"):
+            break
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(timeout=20) == 130
+    rest = proc.stderr.read()
+    assert "Traceback" not in rest
+    rep = json.loads(r.read_text())
+    assert rep["status"] == "canceled" and rep["exit_code"] == 130 and len(rep["retries"]) == 1

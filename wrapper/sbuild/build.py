@@ -380,7 +380,8 @@ class _Build:
 
         def once() -> _Attempt:
             self.attempt_count += 1
-            return self.attempt(export=True, render=True)
+            self.last = self.attempt(export=True, render=True)
+            return self.last
 
         # The first attempt runs without the retry machinery: tenacity costs ~20 ms to import, and most
         # builds never need it.
@@ -400,7 +401,26 @@ class _Build:
             self.say(f"attempt {r.attempt} of {policy.retries + 1} failed ({r.phase}: {r.reason}); "
                      f"retrying in {r.wait_s:.1f}s")
 
-        return run_with_retries(again, self._failure, policy, on_retry)  # type: ignore[no-any-return]
+        import signal
+
+        class _Stop(Exception):
+            def __init__(self, signum: int) -> None:
+                self.signum = signum
+
+        def stop(signum: int, _frame: object) -> None:
+            raise _Stop(signum)
+
+        # Between attempts no buildx runs: Ctrl-C or SIGTERM ends the build as an interrupted one (exit
+        # 130/143, report written), not with a traceback.
+        old = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            return run_with_retries(again, self._failure, policy, on_retry)  # type: ignore[no-any-return]
+        except _Stop as e:
+            last = self.last
+            return _Attempt(process.BuildResult(last.result.exit_code, e.signum), last.model, last.iidfile)
+        finally:
+            for s, h in old.items():
+                signal.signal(s, h)
 
     def _after_cache_trouble(self, a: _Attempt) -> _Attempt:
         """A builder that cannot export cache, or an export that failed, need not fail a good build."""
