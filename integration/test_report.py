@@ -85,3 +85,23 @@ def test_trace_file(tmp_path: Path) -> None:
     events = json.loads(t.read_text())["traceEvents"]
     tracks = {e["args"]["name"] for e in events if e.get("name") == "thread_name"}
     assert {"base", "build", "lint", "test"} <= tracks
+
+
+def test_live_view_on_a_terminal(example: Path) -> None:
+    """The TTY renderer end to end, under a real pseudo-terminal (util-linux `script`)."""
+    import os
+    import shlex
+    import shutil
+
+    if shutil.which("script") is None:
+        pytest.fail("`script` (util-linux) is needed to give sbuild a terminal")
+    (example / "tests" / "run.sh").write_text("echo 'visible on the terminal'; exit 6\n")
+    inner = shlex.join([*sbuild_cmd(), "--stage", "lint,test", str(example)])
+    cp = subprocess.run(["script", "-qec", inner, "/dev/null"], capture_output=True, text=True, timeout=120,
+                        env={**os.environ, "TERM": "xterm", "COLUMNS": "120"})
+    assert cp.returncode == 1, cp.stdout[-2000:]
+    out = cp.stdout
+    assert "Traceback" not in out
+    assert "✘" in out and "test" in out  # the live stage lines
+    assert "visible on the terminal" in out  # the failing step's output
+    assert "failed: stage test at [test 2/2] RUN sh tests/run.sh dist/app" in out
