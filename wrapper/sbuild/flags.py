@@ -244,6 +244,7 @@ def help_text(prog: str = "sbuild") -> str:
     lines = [
         f"Usage: {prog} [OPTIONS] [PATH | URL | -]",
         f"       {prog} stages [PATH] [-f FILE] [--build-arg K=V] [--json]",
+        f"       {prog} warm [--stage NAME ...] (--cache-repo REF | --cache-dir DIR) [OPTIONS] [PATH]",
         "",
         "Build like `docker buildx build` (PATH defaults to .), with per-stage progress and reports.",
         "",
