@@ -46,24 +46,17 @@ class BuildOutcome:
         self.masker = masker
 
 
-def is_remote_context(ctx: str) -> bool:
-    return "://" in ctx or ctx.startswith(("git@", "github.com/"))
-
-
 def check_inputs(cmd: BuildCommand) -> None:
     """Fail fast, without contacting the engine, on a context or Dockerfile that is not there."""
     ctx = cmd.context
-    if ctx != "-" and not is_remote_context(ctx):
+    if ctx != "-" and not cmd.remote_context:
         if not os.path.exists(ctx):
             raise UsageError(f'build context "{ctx}" not found: give the directory to build (default: .)')
         if not os.path.isdir(ctx):
             raise UsageError(f'build context "{ctx}" is not a directory')
-    dockerfile = cmd.value("file")
-    if dockerfile == "-" or is_remote_context(ctx) or ctx == "-":
-        return
-    path = dockerfile or os.path.join(ctx, "Dockerfile")
-    if not os.path.isfile(path):
-        hint = "pass -f FILE" if not dockerfile else "check the -f path (relative to the current directory)"
+    path = cmd.dockerfile
+    if path is not None and not os.path.isfile(path):
+        hint = "check the -f path (relative to the current directory)" if cmd.has("file") else "pass -f FILE"
         raise UsageError(f'Dockerfile "{path}" not found: {hint}')
 
 

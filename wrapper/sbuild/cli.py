@@ -38,17 +38,11 @@ def with_config(argv: list[str]) -> tuple[flags.BuildCommand, list[str]]:
     notes: list[str] = []
     if cmd.flag("help"):
         return cmd, notes
-    from .plan import dockerfile_path
+    from . import config
 
-    path = dockerfile_path(cmd)
-    cfg = None
-    if path is not None:
-        from . import config
-
-        cfg = config.load(os.path.dirname(path) or ".", cmd.context)
+    path = cmd.dockerfile
+    cfg = config.load(os.path.dirname(path) or ".", cmd.context) if path is not None else None
     if cfg is not None:
-        from . import config
-
         given = {f.name for f, _ in cmd.options}
         if "target" in given:
             given.add("stage")  # config stages are for builds without --target

@@ -33,14 +33,9 @@ def stages(path: str, file: str | None, build_args: tuple[str, ...], platform: s
     dockerfile = file or os.path.join(path, "Dockerfile")
     if not os.path.isfile(dockerfile):
         raise UsageError(f'Dockerfile "{dockerfile}" not found: pass -f FILE')
-    args = {}
-    for kv in build_args:
-        k, eq, v = kv.partition("=")
-        if eq:
-            args[k] = v
-        elif k in os.environ:
-            args[k] = os.environ[k]
-    graph = st.read(dockerfile, build_args=args, target_platform=platform)
+    from .flags import build_arg_map
+
+    graph = st.read(dockerfile, build_args=build_arg_map(build_args), target_platform=platform)
     if deploy_stage and graph.find(deploy_stage) is None:
         raise UsageError(st.unknown_stage_message(deploy_stage, graph))
     deploy = graph.find(deploy_stage).key if deploy_stage else None  # type: ignore[union-attr]

@@ -37,12 +37,3 @@ class DockerfileError(UsageError):
         super().__init__(message)
         self.line = line
         self.file = file
-
-
-class Interrupted(SbuildError):
-    def __init__(self, signum: int) -> None:
-        import signal
-
-        name = signal.Signals(signum).name
-        super().__init__(f"interrupted by {name}: build canceled")
-        self.exit_code = 128 + signum

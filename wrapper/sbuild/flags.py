@@ -8,6 +8,7 @@ adds its own. click is not used for this command because pflag semantics (`--pul
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Literal, NamedTuple
 
 from .errors import UsageError
@@ -164,6 +165,21 @@ class BuildCommand:
     def has(self, name: str) -> bool:
         return name in self._index
 
+    @property
+    def remote_context(self) -> bool:
+        """A URL or git context: buildx fetches it, sbuild cannot look into it."""
+        return "://" in self.context or self.context.startswith(("git@", "github.com/"))
+
+    @property
+    def dockerfile(self) -> str | None:
+        """The local Dockerfile buildx will read, or None when it comes from stdin or a remote context."""
+        f = self.value("file")
+        if f == "-" or self.context == "-" or self.remote_context:
+            return None
+        import os
+
+        return f or os.path.join(self.context, "Dockerfile")
+
     def buildx_args(self, *, drop: frozenset[str] = frozenset()) -> list[str]:
         """The buildx flags as `--name=value` (unambiguous whatever the value looks like)."""
         out: list[str] = []
@@ -172,6 +188,21 @@ class BuildCommand:
                 continue
             out.append(f"--{flag.name}" if (flag.kind == "bool" and value == "true") else f"--{flag.name}={value}")
         return out
+
+
+def build_arg_map(values: Iterable[str]) -> dict[str, str]:
+    """`--build-arg K=V` values as a mapping; `K` alone takes K's value from the environment, as docker
+    does (and is left out when the environment has none)."""
+    import os
+
+    out: dict[str, str] = {}
+    for kv in values:
+        k, eq, v = kv.partition("=")
+        if eq:
+            out[k] = v
+        elif k in os.environ:
+            out[k] = os.environ[k]
+    return out
 
 
 def _parse_bool(flag: Flag, value: str) -> str:

@@ -28,13 +28,9 @@ class Masker:
 
     @classmethod
     def for_build(cls, build_args: Iterable[str], secrets: Iterable[str]) -> Masker:
-        values: list[str] = []
-        for kv in build_args:
-            name, eq, value = kv.partition("=")
-            if not eq:
-                value = os.environ.get(name, "")  # `--build-arg NAME` takes it from the environment
-            if is_secret_name(name) and value:
-                values.append(value)
+        from .flags import build_arg_map
+
+        values = [v for k, v in build_arg_map(build_args).items() if is_secret_name(k) and v]
         for spec in secrets:
             for part in spec.split(","):
                 k, _, v = part.partition("=")

@@ -12,7 +12,7 @@ import os
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from .errors import DockerfileError, UsageError
-from .flags import BuildCommand
+from .flags import BuildCommand, build_arg_map
 
 if TYPE_CHECKING:  # stages (and BuildKit's parser) load only when a Dockerfile is read
     from .stages import Stage, StageGraph
@@ -44,28 +44,13 @@ class Plan(NamedTuple):
         return self.deploy is not None and (not self.selected or self.deploy in self.selected)
 
 
-def dockerfile_path(cmd: BuildCommand) -> str | None:
-    """The local Dockerfile, or None when it comes from stdin or a remote context."""
-    f = cmd.value("file")
-    if f == "-" or cmd.context == "-" or "://" in cmd.context or cmd.context.startswith("git@"):
-        return None
-    return f or os.path.join(cmd.context, "Dockerfile")
-
-
 def build_args(cmd: BuildCommand) -> dict[str, str]:
-    out = {}
-    for kv in cmd.values("build-arg"):
-        k, eq, v = kv.partition("=")
-        if eq:
-            out[k] = v
-        elif k in os.environ:  # `--build-arg NAME` takes the value from the environment, as docker does
-            out[k] = os.environ[k]
-    return out
+    return build_arg_map(cmd.values("build-arg"))
 
 
 def load_graph(cmd: BuildCommand, *, required: bool) -> StageGraph | None:
     """Read the stage graph. Without --stage a file sbuild cannot read is left to buildx to judge."""
-    path = dockerfile_path(cmd)
+    path = cmd.dockerfile
     if path is None:
         if required:
             raise UsageError("--stage needs a Dockerfile sbuild can read: not stdin (-f -) or a remote context")
@@ -183,7 +168,7 @@ def _bake_definition(cmd: BuildCommand, graph: StageGraph, selected: list[Stage]
             raise UsageError(f"--{f} cannot be used with several --stage values: buildx 0.13 bake has no "
                              "per-target equivalent (build one --stage at a time)")
     context = os.path.abspath(cmd.context)
-    path = dockerfile_path(cmd)
+    path = cmd.dockerfile
     assert path is not None
     common: dict[str, object] = {"context": context, "dockerfile": os.path.abspath(path)}
     args = build_args(cmd)

@@ -19,7 +19,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import IO, NamedTuple
 
-from .errors import BuildxMissing, DaemonUnreachable, DockerNotFound, Interrupted, SbuildError
+from .errors import BuildxMissing, DaemonUnreachable, DockerNotFound, SbuildError
 from .mask import Masker
 
 
@@ -145,11 +145,6 @@ def _wait(proc: subprocess.Popen[bytes], received: list[int]) -> int:
         return proc.wait()
 
 
-def raise_if_interrupted(result: BuildResult) -> None:
-    if result.signal is not None:
-        raise Interrupted(result.signal)
-
-
 def git(args: Sequence[str], cwd: str) -> str | None:
     """`git ARGS` in cwd: its stripped output, or None if git is missing or the command fails."""
     exe = which("git")
@@ -162,20 +157,3 @@ def git(args: Sequence[str], cwd: str) -> str | None:
     except (OSError, subprocess.TimeoutExpired):
         return None
     return cp.stdout.strip() if cp.returncode == 0 else None
-
-
-def run_capture(args: Sequence[str], *, masker: Masker | None = None, timeout: float = 60.0,
-                input: bytes | None = None) -> subprocess.CompletedProcess[str]:
-    """Run `docker ARGS` and capture its output; raise a typed error if Docker itself is not usable."""
-    cmd = [docker_bin(), *args]
-    debug("run: " + (masker or Masker()).text(shlex.join(cmd)))
-    try:
-        cp = subprocess.run(cmd, input=input.decode() if input is not None else None, capture_output=True,
-                            text=True, timeout=timeout)
-    except subprocess.TimeoutExpired as e:
-        raise SbuildError(f"`docker {' '.join(args[:2])}` did not answer within {timeout:.0f} s") from e
-    if cp.returncode != 0:
-        err = diagnose(cp.returncode, cp.stderr)
-        if err is not None:
-            raise err
-    return cp
