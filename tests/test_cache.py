@@ -27,7 +27,7 @@ def test_long_branch_names_stay_unique_and_valid() -> None:
 
 def test_registry_refs_per_stage_and_branch() -> None:
     s = cache.settings(stages=["lint", "test"], repo="reg:5000/app", cache_dir=None, branch="feature/x",
-                       default_branch="main", required=False, run_id="1")
+                       default_branch="main", run_id="1")
     assert s is not None
     assert s.per_stage["test"].cache_to == ("type=registry,ref=reg:5000/app:test-feature-x,mode=max",)
     assert s.per_stage["test"].cache_from == ("type=registry,ref=reg:5000/app:test-feature-x",
@@ -38,14 +38,12 @@ def test_registry_refs_per_stage_and_branch() -> None:
 
 
 def test_on_the_default_branch_there_is_one_ref() -> None:
-    s = cache.settings(stages=["test"], repo="r/app", cache_dir=None, branch="main", default_branch="main",
-                       required=False, run_id="1")
+    s = cache.settings(stages=["test"], repo="r/app", cache_dir=None, branch="main", default_branch="main", run_id="1")
     assert s is not None and s.per_stage["test"].cache_from == ("type=registry,ref=r/app:test-main",)
 
 
 def test_cache_dir_exports_fresh_and_swaps(tmp_path: Path) -> None:
-    s = cache.settings(stages=["test"], repo=None, cache_dir=str(tmp_path), branch=None, default_branch="main",
-                       required=False, run_id="42")
+    s = cache.settings(stages=["test"], repo=None, cache_dir=str(tmp_path), branch=None, default_branch="main", run_id="42")
     assert s is not None
     sc = s.per_stage["test"]
     assert sc.cache_from == ()  # nothing to import yet
@@ -55,8 +53,7 @@ def test_cache_dir_exports_fresh_and_swaps(tmp_path: Path) -> None:
     (Path(fresh) / "index.json").write_text("{}")
     cache.swap_in(list(sc.swap))
     assert (Path(final) / "index.json").is_file() and not Path(fresh).exists()
-    s2 = cache.settings(stages=["test"], repo=None, cache_dir=str(tmp_path), branch=None, default_branch="main",
-                        required=False, run_id="43")
+    s2 = cache.settings(stages=["test"], repo=None, cache_dir=str(tmp_path), branch=None, default_branch="main", run_id="43")
     assert s2 is not None and s2.per_stage["test"].cache_from == (f"type=local,src={final}",)
     assert s2.exported_to == [f"local:{final}"]
 

@@ -164,8 +164,7 @@ class _Build:
         branch = cmd.value("branch") or gitinfo.current_branch(where)
         default = cmd.value("default-branch") or gitinfo.default_branch(where)
         return cache.settings(stages=stages, repo=cmd.value("cache-repo"), cache_dir=cmd.value("cache-dir"),
-                              branch=branch, default_branch=default, required=cmd.flag("cache-required"),
-                              run_id=str(os.getpid()))
+                              branch=branch, default_branch=default, run_id=str(os.getpid()))
 
     def _special_files(self) -> list[str]:
         """--iidfile/--metadata-file that name something other than a regular file (/dev/stdout, a fifo):

@@ -41,7 +41,6 @@ class StageCache(NamedTuple):
 class CacheSettings(NamedTuple):
     per_stage: dict[str, StageCache]
     imports: tuple[str, ...]  # what every target imports (all stages' refs: they share layers)
-    required: bool
 
     @property
     def exported_to(self) -> list[str]:
@@ -61,7 +60,7 @@ def _describe(spec: str, sc: StageCache) -> str:
 
 
 def settings(*, stages: list[str], repo: str | None, cache_dir: str | None, branch: str | None,
-             default_branch: str, required: bool, run_id: str) -> CacheSettings | None:
+             default_branch: str, run_id: str) -> CacheSettings | None:
     """Cache settings for the stages a build exports (its targets)."""
     if not repo and not cache_dir:
         return None
@@ -87,7 +86,7 @@ def settings(*, stages: list[str], repo: str | None, cache_dir: str | None, bran
             swap.append((fresh, final))
         per[stage] = StageCache(stage, tuple(cfrom), tuple(cto), tuple(swap))
         imports += [c for c in cfrom if c not in imports]
-    return CacheSettings(per, tuple(imports), required)
+    return CacheSettings(per, tuple(imports))
 
 
 def swap_in(pairs: list[tuple[str, str]]) -> None:
