@@ -43,7 +43,8 @@ def test_on_the_default_branch_there_is_one_ref() -> None:
 
 
 def test_cache_dir_exports_fresh_and_swaps(tmp_path: Path) -> None:
-    s = cache.settings(stages=["test"], repo=None, cache_dir=str(tmp_path), branch=None, default_branch="main", run_id="42")
+    s = cache.settings(stages=["test"], repo=None, cache_dir=str(tmp_path), branch=None, default_branch="main",
+                       run_id="42")
     assert s is not None
     sc = s.per_stage["test"]
     assert sc.cache_from == ()  # nothing to import yet
@@ -53,7 +54,8 @@ def test_cache_dir_exports_fresh_and_swaps(tmp_path: Path) -> None:
     (Path(fresh) / "index.json").write_text("{}")
     cache.swap_in(list(sc.swap))
     assert (Path(final) / "index.json").is_file() and not Path(fresh).exists()
-    s2 = cache.settings(stages=["test"], repo=None, cache_dir=str(tmp_path), branch=None, default_branch="main", run_id="43")
+    s2 = cache.settings(stages=["test"], repo=None, cache_dir=str(tmp_path), branch=None, default_branch="main",
+                        run_id="43")
     assert s2 is not None and s2.per_stage["test"].cache_from == (f"type=local,src={final}",)
     assert s2.exported_to == [f"local:{final}"]
 
