@@ -148,3 +148,26 @@ def test_builder_that_cannot_export_cache(example: Path, tmp_path: Path, classic
                 env=env)
     assert cp.returncode == 1
     assert cp.stderr.strip().splitlines()[-1].startswith("error: this builder cannot export cache")
+
+
+def test_registry_failing_only_during_export(example: Path, tmp_path: Path) -> None:
+    """The cache registry answers the import, then fails every export request (connection reset)."""
+    from .faultproxy import FaultProxy
+
+    def export_request(method: str, path: str) -> bool:
+        return (method == "HEAD" and "/blobs/" in path) or method in ("POST", "PUT", "PATCH")
+
+    proxy = FaultProxy(REGISTRY, "reset", 10**6, export_request)
+    try:
+        repo, r = f"{proxy.addr}/sbuild-it/export-down-{uuid.uuid4().hex[:8]}", tmp_path / "r.json"
+        _touch(example)
+        cp = sbuild("--stage", "test", "--cache-repo", repo, "--retries", "1", "--retry-wait", "0.05",
+                    "--report", str(r), str(example))
+        assert cp.returncode == 0, cp.stderr[-3000:]
+        rep = report(r)
+        assert rep["status"] == "success" and rep["cache"]["exported_to"] == []
+        assert "exporting cache" in rep["cache"]["export_errors"][0]
+        assert rep["attempts"] == 2  # transient: retried once (--retries 1), then given up as a warning
+        assert proxy.injected and all(m != "GET" for m, _ in proxy.injected)
+    finally:
+        proxy.close()
