@@ -166,13 +166,13 @@ class _Build:
         return cache.settings(stages=stages, repo=cmd.value("cache-repo"), cache_dir=cmd.value("cache-dir"),
                               branch=branch, default_branch=default, run_id=str(os.getpid()))
 
-    def _special_files(self) -> list[str]:
+    def _special_files(self) -> dict[str, str]:
         """--iidfile/--metadata-file that name something other than a regular file (/dev/stdout, a fifo):
-        buildx writes them by rename, which would replace the device. buildx gets a temp file instead,
-        copied there afterwards."""
+        buildx writes them by rename, which would replace the device. buildx gets a temp file instead
+        ({flag: temp path}), copied there afterwards."""
         import stat
 
-        args = []
+        out: dict[str, str] = {}
         for flag in ("iidfile", "metadata-file"):
             path = self.cmd.value(flag)
             if path is None:
@@ -182,10 +182,9 @@ class _Build:
             except OSError:
                 special = False
             if special:
-                tmp = self.tmp(flag)
-                self.copy_back.append((tmp, path))
-                args.append(f"--{flag}={tmp}")
-        return args
+                out[flag] = self.tmp(flag)
+                self.copy_back.append((out[flag], path))
+        return out
 
     def compose(self, export: bool) -> tuple[tuple[str, ...], list[str], str | None]:
         """(subcommand, args, iidfile) for one attempt."""
@@ -194,22 +193,8 @@ class _Build:
         cmd, plan, cache = self.cmd, self.plan, self.cache
         self.copy_back = []
         special = self._special_files()
-        iidfile = cmd.value("iidfile")
-        if special:
-            iidfile = next((a.split("=", 1)[1] for a in special if a.startswith("--iidfile=")), iidfile)
-        if self.finalizing:
-            # The deploy stage's image, after every stage passed: fully cached, so it only exports.
-            assert plan.deploy is not None
-            args = cmd.buildx_args(drop=frozenset({"progress", "quiet", "cache-to"} |
-                                                  {a[2:].split("=", 1)[0] for a in special})) + special
-            if cache is not None:
-                args += [f"--cache-from={c}" for c in cache.imports]
-            if cmd.flag("quiet") and not iidfile:
-                iidfile = self.tmp("iid")
-                args.append(f"--iidfile={iidfile}")
-            return ("buildx", "build"), [*args, f"--target={plan.deploy.key}", "--progress=rawjson", "--",
-                                         cmd.context], iidfile
-        if plan.bake is not None:
+        iidfile = special.get("iidfile", cmd.value("iidfile"))
+        if plan.bake is not None and not self.finalizing:
             definition = json.loads(json.dumps(plan.bake))
             for name, target in definition["target"].items():
                 stage = plan.targets[name]
@@ -224,10 +209,17 @@ class _Build:
                 json.dump(definition, f)
             args = ["--file", bake_file, *self.planning.bake_flags(cmd, plan), "--progress=rawjson"]
             return ("buildx", "bake"), args, None
-        extra, drop = self.planning.single_stage_args(cmd, plan) if plan.selected else ([], frozenset[str]())
+        if self.finalizing:
+            # The deploy stage's image, after every stage passed: fully cached, so it only exports.
+            assert plan.deploy is not None
+            extra, drop, export = [f"--target={plan.deploy.key}"], frozenset[str](), False
+        elif plan.selected:
+            extra, drop = self.planning.single_stage_args(cmd, plan)
+        else:
+            extra, drop = [], frozenset()
         drop = drop | {"progress", "quiet"} | (set() if export else {"cache-to"})
-        args = cmd.buildx_args(drop=frozenset(drop | {a[2:].split("=", 1)[0] for a in special}))
-        args += [a for a in special if a[2:].split("=", 1)[0] not in drop]
+        args = cmd.buildx_args(drop=frozenset(drop | special.keys()))
+        args += [f"--{flag}={tmp}" for flag, tmp in special.items() if flag not in drop]
         if cache is not None:
             args += [f"--cache-from={c}" for c in cache.imports]
             if export:
