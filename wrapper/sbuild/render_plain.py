@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TextIO
 
 from .mask import Masker
@@ -18,6 +19,11 @@ def human_size(n: int) -> str:
             return f"{size:.3g}{unit}"
         size /= 1000
     return f"{size:.3g}TB"
+
+
+def failure_box(step: Step, mask: Callable[[str], str]) -> list[str]:
+    """What buildx shows again for a failed step: its name and the last lines of its output."""
+    return ["------", f" > {mask(step.name)}:", *(mask(ln) for ln in list(step.logs)[-FAILURE_TAIL:]), "------"]
 
 
 class PlainRenderer:
@@ -90,11 +96,7 @@ class PlainRenderer:
         if self._current is not None:
             self.out.write("\n")
         for step in model.failed_steps():
-            self.out.write("------\n")
-            self.out.write(f" > {self.mask(step.name)}:\n")
-            for line in list(step.logs)[-FAILURE_TAIL:]:
-                self.out.write(self.mask(line) + "\n")
-            self.out.write("------\n")
+            self.out.write("\n".join(failure_box(step, self.mask)) + "\n")
         for line in self._pending_text:
             self.out.write(self.mask(line) + "\n")
         self.out.flush()

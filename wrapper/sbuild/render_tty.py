@@ -15,7 +15,7 @@ from rich.text import Text
 
 from .mask import Masker
 from .progress import BuildModel, Step, Update
-from .render_plain import FAILURE_TAIL
+from .render_plain import failure_box
 
 TAIL = 6  # lines of running output shown under the stages
 _SPIN = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
@@ -92,9 +92,10 @@ class TtyRenderer:
     def finish(self, model: BuildModel) -> None:
         self.close()
         for step in model.failed_steps():
-            self.console.print(Text(f"------\n > {self.mask(step.name)}:", style="red"))
-            for line in list(step.logs)[-FAILURE_TAIL:]:
-                self.console.print(Text(self.mask(line)))
-            self.console.print(Text("------", style="red"))
+            box = failure_box(step, self.mask)
+            self.console.print(Text("\n".join(box[:2]), style="red"))
+            for line in box[2:-1]:
+                self.console.print(Text(line))
+            self.console.print(Text(box[-1], style="red"))
         for line in self.text:
             self.console.print(Text(self.mask(line)))
