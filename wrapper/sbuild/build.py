@@ -100,12 +100,14 @@ def make_renderer(mode: str, err: TextIO, masker: Masker, model: BuildModel, sta
 
 
 class _Attempt:
-    __slots__ = ("iidfile", "model", "result")
+    __slots__ = ("classified", "failure", "iidfile", "model", "result")
 
     def __init__(self, result: process.BuildResult, model: BuildModel, iidfile: str | None) -> None:
         self.result = result
         self.model = model
         self.iidfile = iidfile
+        self.classified = False
+        self.failure: FailureClass | None = None
 
 
 class _Build:
@@ -348,14 +350,17 @@ class _Build:
                       max_wait=number("retry-max-wait", 60.0))
 
     def _failure(self, a: _Attempt) -> FailureClass | None:
-        """How an attempt failed, for the retry policy (None: it succeeded, or was interrupted)."""
-        if a.result.exit_code == 0 or a.result.signal is not None:
-            return None
-        from .retry import classify_failure
+        """How an attempt failed, for the retry policy (None: it succeeded, or was interrupted). Classified
+        once: tenacity asks for each of its decisions (retry, stop, wait, before sleep)."""
+        if not a.classified:
+            a.classified = True
+            if a.result.exit_code != 0 and a.result.signal is None:
+                from .retry import classify_failure
 
-        failed = a.model.failed_steps()
-        return classify_failure("\n".join(a.model.text) or (failed[0].error or "" if failed else ""),
-                                failed[0].bare_name if failed else None)
+                failed = a.model.failed_steps()
+                a.failure = classify_failure("\n".join(a.model.text) or (failed[0].error or "" if failed else ""),
+                                             failed[0].bare_name if failed else None)
+        return a.failure
 
     def _attempts(self) -> _Attempt:
         """Attempts until one succeeds or fails for good: transient registry trouble is retried."""
