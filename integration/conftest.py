@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from tests.helpers import json_objects  # noqa: F401  (re-exported: one reader of rawjson for all tests)
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "pipeline"
@@ -187,3 +188,4 @@ def prune_build_cache() -> None:
 
 def report(path: Path) -> dict:
     return json.loads(path.read_text())
+

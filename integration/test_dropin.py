@@ -109,8 +109,19 @@ def test_missing_context_and_dockerfile_are_usage_errors(tmp_path: Path) -> None
     assert cp.returncode == 2 and cp.stderr.startswith("error: build context")
     cp = sbuild(str(tmp_path))
     assert cp.returncode == 2 and "Dockerfile" in cp.stderr and "not found" in cp.stderr
-    cp = sbuild("--nope", str(tmp_path))
-    assert cp.returncode == 2 and cp.stderr == "error: unknown flag: --nope\n"
+
+
+@pytest.mark.parametrize("argv", [["--nope"], ["-Z"], ["--pull=maybe"], ["--tag"], ["--call=check"], ["-D"]])
+def test_what_buildx_refuses_is_refused_with_its_words_and_exit_code(argv: list[str], tmp_path: Path) -> None:
+    # Measured against the installed buildx, whichever pair runs: --call and -D exist from buildx 0.15 on.
+    (tmp_path / "Dockerfile").write_text("FROM sbuild-busybox\n")
+    plain = docker("buildx", "build", str(tmp_path), *argv, check=False)  # last: --tag has no value
+    ours = sbuild("--progress=plain", str(tmp_path), *argv)
+    if plain.returncode == 125:
+        assert ours.returncode == 125
+        assert ours.stderr.splitlines()[0] == plain.stderr.splitlines()[0]  # e.g. "unknown flag: --nope"
+    else:
+        assert ours.returncode == plain.returncode, (ours.stderr[-2000:], plain.stderr[-2000:])
 
 
 def test_daemon_unreachable_names_the_address(tmp_path: Path) -> None:
@@ -129,15 +140,27 @@ def test_docker_cli_missing(tmp_path: Path) -> None:
     assert cp.stderr.startswith("error: docker CLI not found")
 
 
-def _buildx_processes() -> set[int]:
-    out = subprocess.run(["pgrep", "-f", "docker-buildx buildx build"], capture_output=True, text=True).stdout
-    return {int(p) for p in out.split()}
+def _session_of_children(pid: int) -> set[int]:
+    """The processes sbuild started (docker, and the buildx plugin under it): sbuild runs docker in a session
+    of its own, so they are the members of its children's sessions. Nobody else's buildx is counted."""
+    kids = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split()
+    out: set[int] = set()
+    for k in kids:
+        out |= {int(p) for p in subprocess.run(["pgrep", "-s", k], capture_output=True, text=True).stdout.split()}
+    return out
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
 
 
 @pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_signal_stops_buildx_no_orphans(tmp_path: Path, sig: signal.Signals, code: int) -> None:
     (tmp_path / "Dockerfile").write_text(f"FROM sbuild-busybox\nRUN echo slow-{sig.name} && sleep 60\n")
-    before = _buildx_processes()
     proc = subprocess.Popen([*sbuild_cmd(), "--no-cache", "--progress=plain", str(tmp_path)],
                             stderr=subprocess.PIPE, text=True)
     assert proc.stderr is not None
@@ -147,6 +170,8 @@ def test_signal_stops_buildx_no_orphans(tmp_path: Path, sig: signal.Signals, cod
             break  # the RUN step is running
         assert time.monotonic() < deadline
     started = time.monotonic()
+    ours = _session_of_children(proc.pid)
+    assert len(ours) >= 2, ours  # the docker CLI and its buildx plugin
     proc.send_signal(sig)
     rc = proc.wait(timeout=30)
     rest = proc.stderr.read()
@@ -154,7 +179,7 @@ def test_signal_stops_buildx_no_orphans(tmp_path: Path, sig: signal.Signals, cod
     assert time.monotonic() - started < 15
     assert "Traceback" not in rest
     time.sleep(0.5)
-    assert _buildx_processes() - before == set()
+    assert {p for p in ours if _alive(p)} == set()
 
 
 def test_flags_match_the_installed_buildx_help() -> None:

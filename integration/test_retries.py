@@ -102,11 +102,15 @@ def _is_upload_start_or_manifest_put(method: str, path: str) -> bool:
     return method == "PUT" and "/manifests/" in path and "/manifests/sha256:" not in path
 
 
-@pytest.mark.parametrize("fault", ["503", "reset"])
+# BuildKit retries a push request itself. Measured per path (plain buildx --push behind the proxy): Engine
+# 26.1.5 survives 2 faults and fails at 4; Engine 28.5.2 survives 6 503s (fails at 8) and fails at 4 resets.
+PUSH_FAULTS = {"503": 8, "reset": 4}
+
+
+@pytest.mark.parametrize("fault", sorted(PUSH_FAULTS))
 def test_push_faults(fault: str, tmp_path: Path, proxies: list[FaultProxy]) -> None:
-    # BuildKit retries a push request itself: 2 faults per path it survives, 4 it does not (measured).
-    plain_proxy = FaultProxy(REGISTRY, fault, 4, _is_upload_start_or_manifest_put)
-    ours_proxy = FaultProxy(REGISTRY, fault, 4, _is_upload_start_or_manifest_put)
+    plain_proxy = FaultProxy(REGISTRY, fault, PUSH_FAULTS[fault], _is_upload_start_or_manifest_put)
+    ours_proxy = FaultProxy(REGISTRY, fault, PUSH_FAULTS[fault], _is_upload_start_or_manifest_put)
     proxies += [plain_proxy, ours_proxy]
     ctx = _context(tmp_path, "sbuild-busybox", "push")
     name = f"sbuild-it/pushed-{uuid.uuid4().hex[:8]}"
@@ -129,13 +133,14 @@ def test_push_faults(fault: str, tmp_path: Path, proxies: list[FaultProxy]) -> N
 
 def test_context_from_stdin_survives_a_retry(tmp_path: Path, proxies: list[FaultProxy]) -> None:
     # The first attempt reads stdin; the retry must get the same Dockerfile again.
-    proxy = FaultProxy(REGISTRY, "503", 1)
+    proxy = FaultProxy(REGISTRY, "503", 2)  # Engine 28's BuildKit absorbs one 503 on a pull itself
     proxies.append(proxy)
     dockerfile = f"FROM {proxy.addr}/{_push_base()}:latest\nRUN echo from-stdin-{uuid.uuid4().hex}\n"
     r = tmp_path / "r.json"
     cp = sbuild("--pull", *FAST, "--report", str(r), "-", input=dockerfile.encode())
     assert cp.returncode == 0, cp.stderr[-3000:]
-    assert json.loads(r.read_text())["attempts"] == 2
+    rep = json.loads(r.read_text())
+    assert rep["attempts"] >= 2 and rep["attempts"] == len(rep["retries"]) + 1
 
 
 def test_ctrl_c_while_waiting_to_retry(tmp_path: Path, proxies: list[FaultProxy]) -> None:

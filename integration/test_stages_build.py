@@ -2,34 +2,23 @@
 
 from __future__ import annotations
 
-import json
 import re
 import time
 from pathlib import Path
 
 import pytest
 
-from .conftest import EXAMPLE, docker, inspect, sbuild
+from .conftest import EXAMPLE, docker, inspect, json_objects, sbuild
 
 pytestmark = pytest.mark.usefixtures("engine")
 
 _STEP = re.compile(r"^\[(?:(?P<target>\S+) )?(?P<stage>[^\s\]]+) \d+/\d+\] ")
 
 
-def _objects(stream: str) -> list[dict]:
-    dec, i, out = json.JSONDecoder(), 0, []
-    while True:
-        i = stream.find("{\n", i)
-        if i < 0:
-            return out
-        obj, i = dec.raw_decode(stream, i)
-        out.append(obj)
-
-
 def _vertices(stream: str) -> dict[str, dict]:
     """digest -> last state, from a real rawjson stream (parsed here independently of sbuild)."""
     out: dict[str, dict] = {}
-    for obj in _objects(stream):
+    for obj in json_objects(stream):
         for v in obj.get("vertexes") or ():
             out.setdefault(v["digest"], {}).update(v)
     return out
@@ -42,7 +31,7 @@ def _stages_run(vertices: dict[str, dict]) -> set[str]:
 def _logs(stream: str) -> str:
     import base64
 
-    return "".join(base64.b64decode(lg["data"]).decode() for o in _objects(stream) for lg in o.get("logs") or ())
+    return "".join(base64.b64decode(lg["data"]).decode() for o in json_objects(stream) for lg in o.get("logs") or ())
 
 
 def test_stage_test_runs_exactly_what_test_needs() -> None:

@@ -25,21 +25,42 @@ def test_long_branch_names_stay_unique_and_valid() -> None:
     assert a != b and len(a) <= 128 and _TAG.match(a)
 
 
-def test_registry_refs_per_stage_and_branch() -> None:
+def test_registry_refs_per_stage_and_branch_one_import_each() -> None:
+    there = {"reg:5000/app:test-feature-x", "reg:5000/app:lint-main"}
     s = cache.settings(stages=["lint", "test"], repo="reg:5000/app", cache_dir=None, branch="feature/x",
-                       default_branch="main", run_id="1")
+                       default_branch="main", run_id="1", exists=lambda ref: ref in there)
     assert s is not None
     assert s.per_stage["test"].cache_to == ("type=registry,ref=reg:5000/app:test-feature-x,mode=max",)
-    assert s.per_stage["test"].cache_from == ("type=registry,ref=reg:5000/app:test-feature-x",
-                                              "type=registry,ref=reg:5000/app:test-main")
-    assert s.imports[:2] == ("type=registry,ref=reg:5000/app:lint-feature-x",
-                             "type=registry,ref=reg:5000/app:lint-main")
+    # Exactly one import per stage: the branch's own ref where it exists, else the default branch's.
+    assert s.per_stage["test"].cache_from == ("type=registry,ref=reg:5000/app:test-feature-x",)
+    assert s.per_stage["lint"].cache_from == ("type=registry,ref=reg:5000/app:lint-main",)
+    assert s.imports == ["type=registry,ref=reg:5000/app:lint-main", "type=registry,ref=reg:5000/app:test-feature-x"]
     assert s.exported_to == ["reg:5000/app:lint-feature-x", "reg:5000/app:test-feature-x"]
 
 
+def test_nothing_in_the_registry_imports_nothing_and_an_unknown_registry_imports_the_branch() -> None:
+    none = cache.settings(stages=["test"], repo="r/app", cache_dir=None, branch="b", default_branch="main",
+                          run_id="1", exists=lambda ref: False)
+    assert none is not None and none.per_stage["test"].cache_from == ()
+    unknown = cache.settings(stages=["test"], repo="r/app", cache_dir=None, branch="b", default_branch="main",
+                             run_id="1", exists=lambda ref: None)
+    assert unknown is not None and unknown.per_stage["test"].cache_from == ("type=registry,ref=r/app:test-b",)
+
+
 def test_on_the_default_branch_there_is_one_ref() -> None:
-    s = cache.settings(stages=["test"], repo="r/app", cache_dir=None, branch="main", default_branch="main", run_id="1")
+    asked: list[str] = []
+    s = cache.settings(stages=["test"], repo="r/app", cache_dir=None, branch="main", default_branch="main",
+                       run_id="1", exists=lambda ref: asked.append(ref) or True)
     assert s is not None and s.per_stage["test"].cache_from == ("type=registry,ref=r/app:test-main",)
+    assert asked == ["r/app:test-main"]
+
+
+def test_a_local_cache_dir_is_imported_instead_of_the_registry(tmp_path: Path) -> None:
+    (tmp_path / "test").mkdir()
+    (tmp_path / "test" / "index.json").write_text("{}")
+    s = cache.settings(stages=["test"], repo="r/app", cache_dir=str(tmp_path), branch="main", default_branch="main",
+                       run_id="1", exists=lambda ref: True)
+    assert s is not None and s.per_stage["test"].cache_from == (f"type=local,src={tmp_path / 'test'}",)
 
 
 def test_cache_dir_exports_fresh_and_swaps(tmp_path: Path) -> None:

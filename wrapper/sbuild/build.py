@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import sys
 import time
-from typing import IO, TYPE_CHECKING, Protocol, TextIO
+from typing import IO, TYPE_CHECKING, Any, NamedTuple, Protocol, TextIO
 
 from . import process
 from .errors import SbuildError, UsageError
@@ -99,6 +99,15 @@ def make_renderer(mode: str, err: TextIO, masker: Masker, model: BuildModel, sta
     return PlainRenderer(err, masker)
 
 
+class Invocation(NamedTuple):
+    """One buildx run of an attempt."""
+
+    subcommand: tuple[str, ...]  # ("buildx", "build") or ("buildx", "bake")
+    args: list[str]
+    iidfile: str | None  # where buildx writes the image ID, when sbuild needs it
+    stage: str = ""  # the stage of a session per stage
+
+
 class _Attempt:
     __slots__ = ("classified", "failure", "iidfile", "model", "result")
 
@@ -123,6 +132,8 @@ class _Build:
         self.early = planning.needs_graph_first(cmd)
         self.plan: Plan = planning.make(cmd) if self.early else planning.EMPTY
         self.masker = masker_for(cmd)
+        self.registries: dict[str, Any] = {}  # host -> registry.Client (sbuild's own registry calls)
+        self.registry_warned = False
         self.cache: CacheSettings | None = self._cache_settings() if self.early else None
         self.tmpdir: str | None = None
         self.notes: list[str] = [*notes, *self.plan.notes]
@@ -166,7 +177,24 @@ class _Build:
         branch = cmd.value("branch") or gitinfo.current_branch(where)
         default = cmd.value("default-branch") or gitinfo.default_branch(where)
         return cache.settings(stages=stages, repo=cmd.value("cache-repo"), cache_dir=cmd.value("cache-dir"),
-                              branch=branch, default_branch=default, run_id=str(os.getpid()))
+                              branch=branch, default_branch=default, run_id=str(os.getpid()),
+                              exists=self._ref_exists)
+
+    def _ref_exists(self, ref: str) -> bool | None:
+        """Whether a cache ref is in the registry (None: the registry could not say; warned once)."""
+        from . import registry
+
+        r = registry.split_ref(ref)
+        client = self.registries.get(r.host)
+        if client is None:
+            client = self.registries[r.host] = registry.Client(r.host)
+        try:
+            return client.exists(r.repo, r.tag)
+        except registry.RegistryError as e:
+            if not self.registry_warned:
+                self.registry_warned = True
+                self.say(f"warning: cannot tell which cache to import ({e}); importing the branch's")
+            return None
 
     def _special_files(self) -> dict[str, str]:
         """--iidfile/--metadata-file that name something other than a regular file (/dev/stdout, a fifo):
@@ -188,29 +216,32 @@ class _Build:
                 self.copy_back.append((out[flag], path))
         return out
 
-    def compose(self, export: bool) -> tuple[tuple[str, ...], list[str], str | None]:
-        """(subcommand, args, iidfile) for one attempt."""
+    def compose(self, export: bool) -> list[Invocation]:
+        """The buildx invocations of one attempt: one session, or one per stage (see _per_stage_sessions)."""
         import json
 
         cmd, plan, cache = self.cmd, self.plan, self.cache
         self.copy_back = []
         special = self._special_files()
         iidfile = special.get("iidfile", cmd.value("iidfile"))
+        if plan.bake is not None and not self.finalizing and self._per_stage_sessions():
+            return self._stage_sessions(export)
         if plan.bake is not None and not self.finalizing:
             definition = json.loads(json.dumps(plan.bake))
             for name, target in definition["target"].items():
                 stage = plan.targets[name]
                 if not export:
                     target.pop("cache-to", None)
-                if cache is not None:
-                    target["cache-from"] = [*target.get("cache-from", []), *cache.imports]
-                    if export and stage in cache.per_stage:
-                        target["cache-to"] = [*target.get("cache-to", []), *cache.per_stage[stage].cache_to]
+                if cache is not None and stage in cache.per_stage:
+                    sc = cache.per_stage[stage]
+                    target["cache-from"] = [*target.get("cache-from", []), *sc.cache_from]
+                    if export:
+                        target["cache-to"] = [*target.get("cache-to", []), *sc.cache_to]
             bake_file = self.tmp("bake.json")
             with open(bake_file, "w") as f:
                 json.dump(definition, f)
             args = ["--file", bake_file, *self.planning.bake_flags(cmd, plan), "--progress=rawjson"]
-            return ("buildx", "bake"), args, None
+            return [Invocation(("buildx", "bake"), args, None)]
         if self.finalizing:
             # The deploy stage's image, after every stage passed: fully cached, so it only exports.
             assert plan.deploy is not None
@@ -223,22 +254,53 @@ class _Build:
         args = cmd.buildx_args(drop=frozenset(drop | special.keys()))
         args += [f"--{flag}={tmp}" for flag, tmp in special.items() if flag not in drop]
         if cache is not None:
-            args += [f"--cache-from={c}" for c in cache.imports]
+            built = plan.deploy if self.finalizing else (plan.selected[0] if plan.selected else None)
+            key = built.key if built is not None else next(iter(cache.per_stage), None)
+            if key in cache.per_stage:
+                args += [f"--cache-from={c}" for c in cache.per_stage[key].cache_from]
             if export:
                 for sc in cache.per_stage.values():
                     args += [f"--cache-to={c}" for c in sc.cache_to]
         if cmd.flag("quiet") and not iidfile and "iidfile" not in drop:
             iidfile = self.tmp("iid")
             args.append(f"--iidfile={iidfile}")
-        return ("buildx", "build"), [*args, *extra, "--progress=rawjson", "--", cmd.context], iidfile
+        return [Invocation(("buildx", "build"), [*args, *extra, "--progress=rawjson", "--", cmd.context], iidfile)]
+
+    def _per_stage_sessions(self) -> bool:
+        """Several stages that import sbuild's cache are built one session per stage: in one bake session
+        the targets share steps, and BuildKit then finds a shared step's successors only in whichever cache
+        (local or imported) answered first for it, so stages lose their cache at random (cache.py)."""
+        cache = self.cache
+        return cache is not None and any(sc.cache_from for sc in cache.per_stage.values())
+
+    def _stage_sessions(self, export: bool) -> list[Invocation]:
+        cmd, plan, cache = self.cmd, self.plan, self.cache
+        assert cache is not None and plan.graph is not None
+        order = {k: i for i, k in enumerate(plan.graph.names)}
+        stages = sorted((s.key for s in plan.selected), key=lambda k: order.get(k, len(order)))
+        owner = (plan.deploy.key if plan.deploy is not None else stages[-1])  # gets the user's own --cache-to
+        drop = frozenset({"progress", "quiet", "cache-to", *self.planning.IMAGE_FLAGS})
+        common = cmd.buildx_args(drop=drop)
+        out = []
+        for key in stages:
+            sc = cache.per_stage.get(key)
+            args = [*common, f"--target={key}", "--output=type=cacheonly"]
+            if sc is not None:
+                args += [f"--cache-from={c}" for c in sc.cache_from]
+                if export:
+                    args += [f"--cache-to={c}" for c in sc.cache_to]
+            if export and key == owner:
+                args += [f"--cache-to={c}" for c in cmd.values("cache-to")]
+            out.append(Invocation(("buildx", "build"), [*args, "--progress=rawjson", "--", cmd.context], None, key))
+        return out
 
     # -- one attempt ---------------------------------------------------------------------------
 
     def attempt(self, *, export: bool, render: bool) -> _Attempt:
         from .progress import BuildModel, StreamSplitter
 
-        subcommand, args, iidfile = self.compose(export)
-        model, splitter = BuildModel(), StreamSplitter()
+        invocations = self.compose(export)
+        model = BuildModel()
         renderer: Renderer | None = None
         passthrough = render and self.mode == "rawjson"
         err, masker = self.err, self.masker
@@ -247,6 +309,8 @@ class _Build:
             # Runs while buildx starts up (its CLI takes >100 ms before the first event): what is not
             # needed to compose buildx's command line is imported and prepared here, off the clock.
             nonlocal renderer
+            if renderer is not None or (not render and self.plan is not self.planning.EMPTY):
+                return
             from . import render_report, report  # noqa: F401  (used after the build)
 
             if not self.early and self.plan is self.planning.EMPTY:
@@ -261,17 +325,37 @@ class _Build:
                     for u in ups:
                         renderer.update(u)
 
-        def on_output(chunk: str) -> None:
-            if passthrough:
-                err.write(masker.text(chunk))
-            feed(splitter.feed(chunk))
-
-        stdin = self._stdin()
+        result = process.BuildResult(0)
         try:
-            result = process.run_build(args, on_output, masker=masker, subcommand=subcommand, on_spawn=spawned,
-                                       stdin=stdin)
-            feed(splitter.close())
+            for n, inv in enumerate(invocations):
+                splitter = StreamSplitter()
+                # A session per stage: a step shared with an earlier session is a step of its own here
+                # (built there, cached here), as bake's copies of a shared step are.
+                model.session = f"{n}:" if n else ""
+
+                def on_output(chunk: str, splitter: StreamSplitter = splitter) -> None:
+                    if passthrough:
+                        err.write(masker.text(chunk))
+                    feed(splitter.feed(chunk))
+
+                stdin = self._stdin()
+                try:
+                    result = process.run_build(inv.args, on_output, masker=masker, subcommand=inv.subcommand,
+                                               on_spawn=spawned, stdin=stdin)
+                finally:
+                    if stdin is not None:
+                        stdin.close()
+                feed(splitter.close())
+                model.unread += splitter.unread
+                if result.exit_code != 0 or result.signal is not None:
+                    break  # the stages after a failed one are not built (skipped in the report)
             model.finish_logs()
+            if render and self.mode != "rawjson":
+                from .report import progress_unreadable
+
+                if progress_unreadable(model, result.exit_code):
+                    self.say("warning: could not read buildx's progress stream (a shape this sbuild does not "
+                             "know): stage status unknown; the exit code is buildx's")
             if result.exit_code != 0 and model.events == 0:
                 diag = process.diagnose(result.exit_code, "\n".join(model.text))
                 if diag is not None:
@@ -284,9 +368,7 @@ class _Build:
         finally:
             if renderer is not None:
                 renderer.close()
-            if stdin is not None:
-                stdin.close()
-        return _Attempt(result, model, iidfile)
+        return _Attempt(result, model, invocations[-1].iidfile)
 
     def _stdin(self) -> IO[bytes] | None:
         """A fresh read of stdin for each attempt when the context or Dockerfile comes from it (`-`):
@@ -476,7 +558,8 @@ class _Build:
 
         plan, cmd = self.plan, self.cmd
         graph = plan.graph
-        closure = [s.key for s in plan.closure]
+        # An evaluation (--call check, --print) runs no stage: none is expected, none reported as cached.
+        closure = [] if self.planning.evaluates(cmd) else [s.key for s in plan.closure]
         single = closure[0] if len(closure) == 1 else (graph.default.key if graph else None)
         tags = cmd.values("tag") if (plan.builds_deploy or not plan.selected) and not cmd.flag("cache-only") else []
         outputs = cmd.values("output")
@@ -487,7 +570,7 @@ class _Build:
         return build_report(model, exit_code=exit_code, stage_order=graph.names if graph else None,
                             expected=closure or None, single_stage=single, started=started, finished=finished,
                             tags=tags, interrupted=interrupted,
-                            cache_imported=[*cmd.values("cache-from"), *(cache.imports if cache else ())],
+                            cache_imported=[*cmd.values("cache-from"), *(cache.imports if cache else [])],
                             cache_exported=exported, cache_errors=self.export_errors, notes=self.notes,
                             attempts=self.attempt_count, pushed=pushed,
                             retries=[{"attempt": r.attempt, "phase": r.phase, "reason": r.reason, "wait_s": r.wait_s}

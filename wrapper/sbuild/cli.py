@@ -20,8 +20,11 @@ SUBCOMMANDS = ("stages",)
 
 
 def _fail(e: SbuildError) -> int:
-    from .errors import DockerfileError
+    from .errors import BuildxUsageError, DockerfileError
 
+    if isinstance(e, BuildxUsageError):  # buildx's own words, as its flag parser prints them
+        sys.stderr.write(f"{e.message}\nSee 'sbuild --help'.\n")
+        return e.exit_code
     where = f"{e.file}: " if isinstance(e, DockerfileError) else ""
     sys.stderr.write(f"error: {where}{e.message}\n")
     return e.exit_code
@@ -33,8 +36,9 @@ def with_config(argv: list[str]) -> tuple[flags.BuildCommand, list[str]]:
     import os
 
     from . import flags
+    from .installed import buildx
 
-    cmd = flags.parse(argv)
+    cmd = flags.parse(argv, buildx)
     notes: list[str] = []
     if cmd.flag("help"):
         return cmd, notes
@@ -63,7 +67,7 @@ def with_config(argv: list[str]) -> tuple[flags.BuildCommand, list[str]]:
             notes += skipped
             extra += [f"--tag={r}" for r in refs]
         if extra:
-            cmd = flags.parse(extra + argv)
+            cmd = flags.parse(extra + argv, buildx)
     if cmd.has("tag"):
         from .tags import check_reference
 
@@ -98,7 +102,7 @@ def write_outputs(cmd: flags.BuildCommand, outcome: build.BuildOutcome) -> None:
     from .files import append, write_atomic
 
     report, mask = outcome.report, outcome.masker.text
-    if outcome.mode in ("plain", "tty"):
+    if outcome.mode in ("plain", "tty") and (report.stages or report.failure or report.progress != "ok"):
         sys.stderr.write("\n" + mask(rr.terminal(report)))
     path = cmd.value("report")
     if path:

@@ -18,6 +18,12 @@ class UsageError(SbuildError):
     exit_code = 2
 
 
+class BuildxUsageError(SbuildError):
+    """What buildx's own flag parser rejects (an unknown flag, `--pull=maybe`): buildx's words and exit code."""
+
+    exit_code = 125
+
+
 class DockerNotFound(SbuildError):
     exit_code = 127
 

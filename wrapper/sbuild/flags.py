@@ -1,17 +1,24 @@
-"""The command line of `docker buildx build` (buildx 0.13), parsed as buildx's pflag parses it.
+"""The command line of `docker buildx build`, parsed as buildx's pflag parses it.
 
-Pure: argv in, a frozen `BuildCommand` out. sbuild mirrors every buildx flag (visible, experimental
-and the hidden `docker build` compatibility ones) so it can stand in for `docker build` anywhere, and
-adds its own. click is not used for this command because pflag semantics (`--pull=false`, `-tNAME`,
-`-qt NAME`, comma lists) are what scripts written for docker rely on.
+Pure: argv in, a frozen `BuildCommand` out. sbuild mirrors every flag of buildx 0.13 (visible,
+experimental and the hidden `docker build` compatibility ones) and the ones newer buildx added, so it can
+stand in for `docker build` anywhere, and adds its own. Flags follow the installed buildx: a flag that not
+every supported buildx has (VERSIONED), or one sbuild does not know, is looked up in the installed buildx's
+flag set (`installed.buildx()`, passed in as a callable so parsing stays pure) and passes through where
+buildx has it, or is refused in buildx's own words and with its exit code (125) where it does not.
+click is not used for this command because pflag semantics (`--pull=false`, `-tNAME`, `-qt NAME`, comma
+lists) are what scripts written for docker rely on.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import Literal, NamedTuple
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Literal, NamedTuple
 
-from .errors import UsageError
+from .errors import BuildxUsageError, UsageError
+
+if TYPE_CHECKING:
+    from .installed import Buildx
 
 Kind = Literal["bool", "string", "array", "list"]  # list = pflag "strings" (comma-separated, repeatable)
 
@@ -26,14 +33,15 @@ class Flag(NamedTuple):
     hidden: bool = False  # accepted by buildx, not shown in its --help
     experimental: bool = False  # shown by buildx only with BUILDX_EXPERIMENTAL=1
     sbuild: bool = False  # sbuild's own flag, never passed to buildx
+    since: str = ""  # the buildx version that added it, when newer than 0.13
 
 
-def _f(name: str, kind: Kind, help: str, short: str | None = None, metavar: str = "", **kw: bool) -> Flag:
-    return Flag(name, kind, help, short, metavar, **kw)
+def _f(name: str, kind: Kind, help: str, short: str | None = None, metavar: str = "", **kw: bool | str) -> Flag:
+    return Flag(name, kind, help, short, metavar, **kw)  # type: ignore[arg-type]
 
 
-# `docker buildx build --help` of buildx 0.13.1, in its order (tests/test_flags.py checks the list
-# against the real help output when an engine is present).
+# `docker buildx build --help` of buildx 0.13.1 and what later versions added (`since`), in its order
+# (tests/test_flags.py checks the list against the recorded help of 0.13.1 and 0.29.1).
 BUILDX_FLAGS: tuple[Flag, ...] = (
     _f("add-host", "list", 'Add a custom host-to-IP mapping (format: "host:ip")', metavar="strings"),
     _f("allow", "list", 'Allow extra privileged entitlement (e.g., "network.host", "security.insecure")',
@@ -47,7 +55,11 @@ BUILDX_FLAGS: tuple[Flag, ...] = (
        metavar="stringArray"),
     _f("cache-to", "array", 'Cache export destinations (e.g., "user/app:cache", "type=local,dest=path/to/dir")',
        metavar="stringArray"),
+    _f("call", "string", 'Set method for evaluating build ("check", "outline", "targets") (default "build")',
+       metavar="string", since="0.15"),
     _f("cgroup-parent", "string", 'Set the parent cgroup for the "RUN" instructions during build', metavar="string"),
+    _f("check", "bool", 'Shorthand for "--call=check"', since="0.15"),
+    _f("debug", "bool", "Enable debug logging", short="D", since="0.15"),
     _f("detach", "bool", "Detach buildx server (supported only on linux)", experimental=True),
     _f("file", "string", 'Name of the Dockerfile (default: "PATH/Dockerfile")', short="f", metavar="string"),
     _f("iidfile", "string", "Write the image ID to the file", metavar="string"),
@@ -62,7 +74,7 @@ BUILDX_FLAGS: tuple[Flag, ...] = (
     _f("platform", "array", "Set target platform for build", metavar="stringArray"),
     _f("print", "string", "Print result of information request (e.g., outline, targets)", metavar="string",
        experimental=True),
-    _f("progress", "string", 'Set type of progress output ("auto", "plain", "tty", "quiet", "rawjson")',
+    _f("progress", "string", 'Set type of progress output ("auto", "none", "plain", "quiet", "rawjson", "tty")',
        metavar="string"),
     _f("provenance", "string", 'Shorthand for "--attest=type=provenance"', metavar="string"),
     _f("pull", "bool", "Always attempt to pull all referenced images"),
@@ -125,6 +137,11 @@ SBUILD_FLAGS: tuple[Flag, ...] = (
        sbuild=True),
     _f("help", "bool", "Show this help and exit", short="h", sbuild=True),
 )
+
+# Flags that not every supported buildx has: buildx 0.15 added --call, --check and -D/--debug; the
+# experimental --detach, --root and --server-config of 0.13 are gone from newer ones. Their presence is
+# checked against the installed buildx. (--print, experimental in 0.13 and hidden later, is left to buildx.)
+VERSIONED = frozenset({"call", "check", "debug", "detach", "root", "server-config"})
 
 ALL_FLAGS: tuple[Flag, ...] = BUILDX_FLAGS + SBUILD_FLAGS
 _BY_NAME = {f.name: f for f in ALL_FLAGS}
@@ -210,14 +227,59 @@ def _parse_bool(flag: Flag, value: str) -> str:
         return "true"
     if value in _FALSE:
         return "false"
-    raise UsageError(f'invalid argument "{value}" for "--{flag.name}" flag: strconv.ParseBool: parsing '
-                     f'"{value}": invalid syntax')
+    err = UsageError if flag.sbuild else BuildxUsageError
+    raise err(f'invalid argument "{value}" for "--{flag.name}" flag: strconv.ParseBool: parsing '
+              f'"{value}": invalid syntax')
 
 
-def parse(argv: list[str]) -> BuildCommand:
-    """Parse like pflag with interspersed arguments: flags may come before or after PATH."""
+class _Lookup:
+    """Flags by name and shorthand, the installed buildx consulted only when a flag needs it."""
+
+    def __init__(self, installed: Callable[[], Buildx] | None) -> None:
+        self._installed = installed
+        self._buildx: Buildx | None = None
+
+    def _ib(self) -> Buildx | None:
+        if self._installed is not None and self._buildx is None:
+            self._buildx = self._installed()
+        return self._buildx
+
+    def long(self, name: str) -> Flag | None:
+        flag = _BY_NAME.get(name)
+        if flag is not None and flag.name not in VERSIONED:
+            return flag
+        ib = self._ib()
+        if ib is None:
+            return flag  # no installed buildx to ask (pure use): the table decides
+        if flag is not None:
+            return flag if ib.has(name) else None
+        return _learned(name, *ib.build_flags[name]) if ib.has(name) else None
+
+    def short(self, ch: str) -> Flag | None:
+        flag = _BY_SHORT.get(ch)
+        if flag is not None and flag.name not in VERSIONED:
+            return flag
+        ib = self._ib()
+        if ib is None:
+            return flag
+        name = ib.shorthand(ch)
+        if name is None:
+            return None
+        return _BY_NAME.get(name) or _learned(name, ch, ib.build_flags[name][1])
+
+
+def _learned(name: str, short: str | None, kind: str) -> Flag:
+    """A flag of the installed buildx that sbuild's table does not know: passed through as given."""
+    k: Kind = kind if kind in ("bool", "string", "array", "list") else "string"  # type: ignore[assignment]
+    return Flag(name, k, "(of the installed buildx)", short)
+
+
+def parse(argv: list[str], installed: Callable[[], Buildx] | None = None) -> BuildCommand:
+    """Parse like pflag with interspersed arguments: flags may come before or after PATH. `installed`
+    gives the installed buildx's flag set (sbuild.installed.buildx), asked only for a flag that needs it."""
     options: list[tuple[Flag, str]] = []
     positional: list[str] = []
+    lookup = _Lookup(installed)
     i = 0
     n = len(argv)
     while i < n:
@@ -228,9 +290,9 @@ def parse(argv: list[str]) -> BuildCommand:
             break
         if arg.startswith("--"):
             name, eq, inline = arg[2:].partition("=")
-            flag = _BY_NAME.get(name)
+            flag = lookup.long(name)
             if flag is None:
-                raise UsageError(f"unknown flag: --{name}")
+                raise BuildxUsageError(f"unknown flag: --{name}")
             if flag.kind == "bool":
                 options.append((flag, _parse_bool(flag, inline) if eq else "true"))
             elif eq:
@@ -239,14 +301,14 @@ def parse(argv: list[str]) -> BuildCommand:
                 options.append((flag, argv[i]))
                 i += 1
             else:
-                raise UsageError(f"flag needs an argument: --{name}")
+                raise (UsageError if flag.sbuild else BuildxUsageError)(f"flag needs an argument: --{name}")
         elif arg.startswith("-") and arg != "-":
             j = 1
             while j < len(arg):
                 ch = arg[j]
-                flag = _BY_SHORT.get(ch)
+                flag = lookup.short(ch)
                 if flag is None:
-                    raise UsageError(f"unknown shorthand flag: '{ch}' in {arg}")
+                    raise BuildxUsageError(f"unknown shorthand flag: '{ch}' in {arg}")
                 rest = arg[j + 1:]
                 if flag.kind == "bool":
                     if rest.startswith("="):
@@ -261,7 +323,8 @@ def parse(argv: list[str]) -> BuildCommand:
                     options.append((flag, argv[i]))
                     i += 1
                 else:
-                    raise UsageError(f"flag needs an argument: '{ch}' in -{ch}")
+                    raise (UsageError if flag.sbuild else BuildxUsageError)(
+                        f"flag needs an argument: '{ch}' in -{ch}")
                 break
         else:
             positional.append(arg)
@@ -282,7 +345,8 @@ def help_text(prog: str = "sbuild") -> str:
         "sbuild options:",
     ]
     lines += _rows(SBUILD_FLAGS)
-    lines += ["", "docker buildx build options (same meaning as in buildx 0.13):"]
+    lines += ["", "docker buildx build options (same meaning as in buildx; a flag the installed buildx lacks is",
+              "refused as buildx refuses it, and one it adds passes through):"]
     lines += _rows(tuple(f for f in BUILDX_FLAGS if not f.hidden))
     lines += ["", "Commands:", "  stages    List the stages of a Dockerfile and what each needs",
               "  warm      Build every stage into the cache (--cache-repo/--cache-dir), no image", "",

@@ -23,7 +23,7 @@ _NOT_IN_BAKE = ("add-host", "network", "cgroup-parent", "allow")
 _IGNORED = ("compress", "cpu-period", "cpu-quota", "cpu-shares", "cpuset-cpus", "cpuset-mems", "force-rm",
             "isolation", "memory", "memory-swap", "rm", "security-opt", "squash")
 # Flags about the image: they go to the deploy stage only.
-_IMAGE_FLAGS = ("tag", "output", "load", "push", "iidfile", "metadata-file", "annotation", "attest",
+IMAGE_FLAGS = ("tag", "output", "load", "push", "iidfile", "metadata-file", "annotation", "attest",
                 "provenance", "sbom")
 
 
@@ -120,7 +120,7 @@ def make(cmd: BuildCommand) -> Plan:
             selected.append(st)
     closure = tuple(graph.closure([s.key for s in selected]))
     notes: list[str] = []
-    has_deploy = deploy in selected and not cmd.flag("cache-only")
+    has_deploy = deploy in selected and not cmd.flag("cache-only") and not evaluates(cmd)
     if not has_deploy:
         notes += _image_flag_note(cmd, deploy)
     if len(selected) == 1:
@@ -146,7 +146,7 @@ def single_stage_args(cmd: BuildCommand, plan: Plan) -> tuple[list[str], frozens
     stage = plan.selected[0]
     if plan.deploy is not None:
         return [f"--target={stage.key}"], frozenset()
-    return [f"--target={stage.key}", "--output=type=cacheonly"], frozenset(_IMAGE_FLAGS)
+    return [f"--target={stage.key}", "--output=type=cacheonly"], frozenset(IMAGE_FLAGS)
 
 
 def bake_target_name(stage: Stage) -> str:
@@ -201,14 +201,21 @@ def _bake_definition(cmd: BuildCommand, graph: StageGraph, selected: list[Stage]
     return {"group": {"default": {"targets": list(targets)}}, "target": targets}, names
 
 
+def evaluates(cmd: BuildCommand) -> bool:
+    """`--call check|outline|targets`, `--check` or `--print`: buildx evaluates the build instead of running
+    it, so no stage is built and none may be reported (buildx 0.15+; --print is 0.13's experimental form)."""
+    call = cmd.value("call")
+    return (call is not None and call != "build") or cmd.flag("check") or cmd.has("print")
+
+
 def bake_flags(cmd: BuildCommand, plan: Plan) -> list[str]:
     """Global `docker buildx bake` flags for the session."""
     out = []
-    for flag in ("builder", "provenance", "sbom"):
+    for flag in ("builder", "provenance", "sbom", "call"):
         v = cmd.value(flag)
         if v is not None:
             out.append(f"--{flag}={v}")
-    for flag in ("no-cache", "pull"):
+    for flag in ("no-cache", "pull", "check"):
         if cmd.flag(flag):
             out.append(f"--{flag}")
     return out

@@ -145,6 +145,40 @@ def _wait(proc: subprocess.Popen[bytes], received: list[int]) -> int:
         return proc.wait()
 
 
+def capture(args: Sequence[str], *, env: dict[str, str] | None = None, timeout: float = 30) -> str:
+    """`docker ARGS`: its stdout ("" when it fails; what it said goes to the debug log)."""
+    cmd = [docker_bin(), *args]
+    debug("run: " + shlex.join(cmd))
+    try:
+        cp = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
+                            env={**os.environ, **env} if env else None)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        debug(f"{cmd[1]} failed: {e}")
+        return ""
+    if cp.returncode != 0:
+        debug(f"exit {cp.returncode}: {cp.stderr.strip()[:500]}")
+        return ""
+    return cp.stdout
+
+
+def credential_helper(helper: str, server: str) -> tuple[str, str] | None:
+    """(user, secret) from `docker-credential-HELPER get`, as the docker CLI asks it; None if it has none."""
+    import json
+
+    exe = which(f"docker-credential-{helper}")
+    if exe is None:
+        debug(f"credential helper docker-credential-{helper} not found")
+        return None
+    debug(f"run: {exe} get ({server})")
+    try:
+        cp = subprocess.run([exe, "get"], input=server, capture_output=True, text=True, timeout=30)
+        got = json.loads(cp.stdout) if cp.returncode == 0 else {}
+    except (OSError, subprocess.TimeoutExpired, ValueError):
+        return None
+    user, secret = got.get("Username"), got.get("Secret")
+    return (str(user), str(secret)) if user and secret else None
+
+
 def git(args: Sequence[str], cwd: str) -> str | None:
     """`git ARGS` in cwd: its stripped output, or None if git is missing or the command fails."""
     exe = which("git")

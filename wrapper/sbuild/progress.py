@@ -1,9 +1,9 @@
 """Parse buildx's `--progress=rawjson` stream into a model of steps, attributed to stages. Pure.
 
-buildx writes each solve-status update as an indented JSON object on stderr (`{` and `}` alone at
-column 0), and plain text around them (the Dockerfile excerpt and the final `ERROR:` line). The
-`StreamSplitter` cuts that text into objects and text lines; `BuildModel` folds the objects into
-`Step`s. Memory stays bounded: each step keeps only the tail of its output.
+buildx writes each solve-status update as a JSON object on stderr (buildx 0.13: indented, `{` and `}`
+alone at column 0; newer: one compact object per line), and plain text around them (the Dockerfile
+excerpt and the final `ERROR:` line). The `StreamSplitter` cuts that text into objects and text lines;
+`BuildModel` folds the objects into `Step`s. Memory stays bounded: each step keeps only the tail of its output.
 """
 
 from __future__ import annotations
@@ -26,10 +26,18 @@ _STEP_RE = re.compile(r"^\[(?P<prefix>[^\]]*?)\s*(?P<i>\d+)/(?P<n>\d+)\] (?P<ins
 
 
 class StreamSplitter:
-    """Incrementally cut the rawjson stream into JSON objects (dicts) and text lines (str)."""
+    """Incrementally cut the rawjson stream into JSON objects (dicts) and text lines (str).
+
+    Two shapes are in use: BuildKit < 0.14 (buildx 0.13) indents each object over many lines, with `{` and
+    `}` alone at column 0; newer buildx writes one compact object per line. Both are read, with any white
+    space between objects; text around them (the Dockerfile excerpt, `ERROR:` lines) comes back as lines,
+    also when it runs into an object without a newline. Blank lines are dropped."""
+
+    __slots__ = ("_buf", "unread")
 
     def __init__(self) -> None:
         self._buf = ""
+        self.unread = 0  # lines that looked like JSON but were not: evidence of a stream sbuild cannot read
 
     def feed(self, chunk: str) -> list[dict[str, object] | str]:
         self._buf += chunk
@@ -46,53 +54,96 @@ class StreamSplitter:
     def _drain(self, final: bool) -> list[dict[str, object] | str]:
         buf = self._buf
         out: list[dict[str, object] | str] = []
+        append = out.append
         pos = 0
         size = len(buf)
         scan = _SCAN  # the C scanner: parses in place, no slice, no wrapper frames
         while pos < size:
-            if buf.startswith("{}", pos):  # bake sends empty objects
-                if pos + 2 == size and not final:
-                    break
-                out.append({})
-                pos += 3 if buf.startswith("\n", pos + 2) else 2
-                continue
-            if buf.startswith("{\n", pos):
-                end = buf.find("\n}", pos)
-                if end < 0:
-                    break
-                stop = end + 2
-                if stop == size and not final:
-                    break  # "}" might be followed by more on the same line; wait for it
+            c = buf[pos]
+            if c == "{":
+                if buf.startswith("{\n", pos):
+                    # The indented shape: the object ends at the first "}" alone at column 0.
+                    end = buf.find("\n}", pos)
+                    if end < 0:
+                        if not final:
+                            break
+                        stop = size
+                    else:
+                        stop = end + 2
+                else:
+                    # The compact shape: a JSON string holds no raw newline, so the line holds the object.
+                    stop = buf.find("\n", pos)
+                    if stop < 0:
+                        if not final:
+                            break
+                        stop = size
                 try:
                     obj, end = scan(buf, pos)
-                    if end != stop:
-                        raise ValueError("trailing data")
-                    out.append(obj)
                 except (ValueError, StopIteration):
+                    end = -1
+                if end < 0 or end > stop:
                     # Not JSON after all: give it back as text, line by line.
-                    out.extend(buf[pos:stop].split("\n"))
-                pos = stop + 1 if buf.startswith("\n", stop) else stop
-            else:
-                nl = buf.find("\n", pos)
-                if nl < 0:
-                    if not final:
-                        break
-                    out.append(buf[pos:])
-                    pos = size
-                    break
-                line = buf[pos:nl]
-                if len(line) > 1 and line.endswith("{"):
-                    # Text without a newline ran into the next object ("…text{"): recover.
-                    out.append(line[:-1])
-                    pos = nl - 1
+                    lines = buf[pos:stop].split("\n")
+                    self.unread += 1
+                    out.extend(lines)
+                    pos = stop + 1
                     continue
-                out.append(line)
-                pos = nl + 1
+                append(obj)
+                pos = end
+                # White space after an object, up to and including the end of its line.
+                while pos < size and buf[pos] in " \t\r":
+                    pos += 1
+                if pos < size and buf[pos] == "\n":
+                    pos += 1
+                continue
+            if c in " \t\r\n":
+                # White space between objects, or an indented/blank line.
+                k = pos
+                while k < size and buf[k] in " \t\r":
+                    k += 1
+                if k == size:
+                    if final:
+                        pos = size
+                    break
+                if buf[k] == "\n":
+                    pos = k + 1
+                    continue
+                if buf[k] == "{":
+                    pos = k
+                    continue
+            nl = buf.find("\n", pos)
+            if nl < 0:
+                if not final:
+                    break
+                nl = size
+            line = buf[pos:nl].rstrip("\r")
+            if len(line) > 1 and line.endswith("{"):
+                # Text without a newline ran into the next indented object ("...text{"): recover.
+                append(line[:-1])
+                pos = nl - 1
+                continue
+            k = line.find('{"', 1)
+            if k > 0 and _event_at(buf, pos + k, nl):
+                append(line[:k])  # ... or into the next compact object
+                pos += k
+                continue
+            append(line)
+            pos = nl + 1
         self._buf = buf[pos:]
         return out
 
 
 _SCAN = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
+_EVENT_KEYS = ("vertexes", "statuses", "logs", "warnings")
+
+
+def _event_at(buf: str, pos: int, stop: int) -> bool:
+    """Whether a compact progress object starts at pos and ends on this line (text that ran into it)."""
+    try:
+        obj, end = _SCAN(buf, pos)
+    except (ValueError, StopIteration):
+        return False
+    return end <= stop and isinstance(obj, dict) and any(k in obj for k in _EVENT_KEYS)
 _minute_cache: dict[str, float] = {}
 
 
@@ -250,6 +301,8 @@ class BuildModel:
         self.warnings: list[Warning_] = []
         self.text: deque[str] = deque(maxlen=TEXT_TAIL_LINES)
         self.events = 0  # vertex, status, log and warning entries seen
+        self.unread = 0  # stream lines that looked like JSON but could not be read (StreamSplitter.unread)
+        self.session = ""  # prefixes step keys: several buildx sessions feed one model (a session per stage)
         self.first_time: float | None = None
         self.last_time: float | None = None
 
@@ -266,11 +319,12 @@ class BuildModel:
     def apply(self, obj: dict[str, object]) -> list[Update]:
         updates: list[Update] = []
         steps = self.steps
+        session = self.session
         logs = obj.get("logs")
         if logs:  # the bulk of a long build's stream: keep this path short
             self.events += len(logs)  # type: ignore[arg-type]
             for lg in logs:  # type: ignore[attr-defined]
-                step = steps.get(lg.get("vertex", ""))
+                step = steps.get(session + lg.get("vertex", "") if session else lg.get("vertex", ""))
                 if step is None:
                     continue
                 lines = _split_log(step, lg.get("stream", 1), a2b_base64(lg.get("data", "")).decode("utf-8", "replace"))
@@ -280,7 +334,7 @@ class BuildModel:
                 return updates
         for v in obj.get("vertexes") or ():  # type: ignore[attr-defined]
             self.events += 1
-            digest = v["digest"]
+            digest = session + v["digest"] if session else v["digest"]
             step = steps.get(digest)
             if step is None:
                 name = v.get("name", "")
@@ -315,7 +369,7 @@ class BuildModel:
                     updates.append(("done", step))
         for s in obj.get("statuses") or ():  # type: ignore[attr-defined]
             self.events += 1
-            step = steps.get(s.get("vertex", ""))
+            step = steps.get(session + s.get("vertex", "") if session else s.get("vertex", ""))
             if step is not None:
                 updates.append(("status", Status(step, s.get("id", ""), s.get("current", 0) or 0,
                                                  s.get("total", 0) or 0, bool(s.get("completed")))))
@@ -379,11 +433,12 @@ def iter_stream(text: str) -> Iterator[dict[str, object] | str]:
 
 
 def load_stream(text: str) -> BuildModel:
-    model = BuildModel()
-    for item in iter_stream(text):
+    model, splitter = BuildModel(), StreamSplitter()
+    for item in [*splitter.feed(text), *splitter.close()]:
         if isinstance(item, str):
             model.apply_text(item)
         else:
             model.apply(item)
+    model.unread = splitter.unread
     model.finish_logs()
     return model

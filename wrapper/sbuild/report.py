@@ -13,10 +13,10 @@ from typing import Any
 
 from .progress import BuildModel, Step
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: "progress", and the "unknown" stage status
 OUTPUT_TAIL = 20  # lines of the failing step's output kept in the report
 
-STATUSES = ("built", "cached", "failed", "canceled", "skipped")
+STATUSES = ("built", "cached", "failed", "canceled", "skipped", "unknown")  # unknown: progress unreadable
 
 
 @dataclass(frozen=True)
@@ -32,7 +32,7 @@ class StepReport:
 @dataclass(frozen=True)
 class StageReport:
     name: str
-    status: str  # built | cached | failed | canceled | skipped
+    status: str  # built | cached | failed | canceled | skipped | unknown
     steps: int
     cached_steps: int
     duration_s: float
@@ -76,6 +76,7 @@ class Report:
     retries: tuple[dict[str, Any], ...] = ()
     schema_version: int = SCHEMA_VERSION
     notes: tuple[str, ...] = field(default=())
+    progress: str = "ok"  # "unreadable": sbuild could not read buildx's progress stream; stages are unknown
 
     def to_json(self) -> dict[str, Any]:
         d = asdict(self)
@@ -83,8 +84,8 @@ class Report:
         d["cache"]["exported_to"] = list(self.cache.exported_to)
         d["cache"]["export_errors"] = list(self.cache.export_errors)
         # Stable key order: the schema the tests pin.
-        keys = ("schema_version", "status", "exit_code", "duration_s", "attempts", "stages", "cache", "tags",
-                "pushed", "internal_s", "failure", "warnings", "retries", "notes")
+        keys = ("schema_version", "status", "exit_code", "duration_s", "attempts", "progress", "stages", "cache",
+                "tags", "pushed", "internal_s", "failure", "warnings", "retries", "notes")
         return {k: d[k] for k in keys}
 
 
@@ -124,6 +125,7 @@ def build_report(model: BuildModel, *, exit_code: int, stage_order: list[str] | 
             groups.setdefault(key, {}).setdefault((s.index, s.instruction), []).append(s)
 
     failed_build = exit_code != 0
+    unreadable = progress_unreadable(model, exit_code)
     order = list(stage_order or [])
 
     def first_start(k: str) -> float:
@@ -139,7 +141,8 @@ def build_report(model: BuildModel, *, exit_code: int, stage_order: list[str] | 
     for key in order:
         if key not in groups:
             if expected is not None and key in expected:
-                status = "skipped" if (failed_build or interrupted) else "cached"
+                # Never report what was not seen: with no readable progress, nothing is known of the stage.
+                status = "unknown" if unreadable else ("skipped" if (failed_build or interrupted) else "cached")
                 stages.append(StageReport(key, status, 0, 0, 0.0, None))
             continue
         stages.append(_stage(key, groups[key], sources.get(key, []), t0, failed_build or interrupted))
@@ -155,7 +158,13 @@ def build_report(model: BuildModel, *, exit_code: int, stage_order: list[str] | 
                            tuple(cache_exported or ()), tuple(cache_errors or ())),
         attempts=attempts, tags=tuple(tags or ()) if exit_code == 0 else (), internal_s=_r(internal_time),
         failure=failure, warnings=tuple(w.short for w in model.warnings), notes=tuple(notes or ()),
-        retries=tuple(retries or ()), pushed=tuple(pushed or ()))
+        retries=tuple(retries or ()), pushed=tuple(pushed or ()), progress="unreadable" if unreadable else "ok")
+
+
+def progress_unreadable(model: BuildModel, exit_code: int) -> bool:
+    """No progress event was read although BuildKit ran: a build that succeeded always reports steps, and
+    lines that look like JSON but were not read mean a stream shape sbuild does not know."""
+    return model.events == 0 and (exit_code == 0 or model.unread > 0)
 
 
 def _span(steps: list[Step]) -> float:

@@ -1,0 +1,101 @@
+"""What changed between buildx 0.13 and 0.29 on sbuild's own paths, checked on whichever pair runs
+(scripts/test runs this suite once per pair: Engine 26.1.5 + buildx 0.13.1, Engine 28.5.2 + buildx 0.29.1).
+Each test compares sbuild with plain buildx on the same engine rather than with a remembered answer."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import urllib.request
+import uuid
+from pathlib import Path
+
+import pytest
+
+from .conftest import EXAMPLE, REGISTRY, docker, report, sbuild
+
+pytestmark = pytest.mark.usefixtures("registry")
+
+
+def _buildx_has(flag: str) -> bool:
+    return f"--{flag} " in docker("buildx", "build", "--help").stdout
+
+
+def test_stage_sessions_read_and_write_outside_the_working_directory(tmp_path: Path) -> None:
+    # bake 0.20+ asks for --allow fs.read/fs.write for paths outside the working directory, except with
+    # --progress=rawjson (buildx commit 0ccdb7e24), which is how sbuild runs it: nothing to grant here.
+    proj, work = tmp_path / "proj", tmp_path / "work"
+    shutil.copytree(EXAMPLE, proj / "app")
+    (proj / "app" / "Dockerfile").rename(proj / "Dockerfile")
+    work.mkdir()
+    out, cache_dir, r = tmp_path / "out", tmp_path / "cache", tmp_path / "r.json"
+    cp = sbuild("--stage", "lint,test,deploy", "-f", "../proj/Dockerfile", "--cache-dir", str(cache_dir),
+                "-o", f"type=local,dest={out}", "--report", str(r), "../proj/app", cwd=work)
+    assert cp.returncode == 0, cp.stderr[-3000:]
+    assert "privileges" not in cp.stderr
+    assert (out / "usr" / "local" / "bin" / "app").is_file()  # deploy's filesystem, exported
+    assert sorted(p.name for p in cache_dir.iterdir()) == ["deploy", "lint", "test"]
+    assert report(r)["status"] == "success"
+
+
+def test_metadata_file_has_the_keys_buildx_writes(tmp_path: Path) -> None:
+    plain_md, ours_md = tmp_path / "plain.json", tmp_path / "ours.json"
+    docker("buildx", "build", "--progress=plain", "--target", "deploy", "--metadata-file", str(plain_md), str(EXAMPLE))
+    cp = sbuild("--stage", "lint,deploy", "--metadata-file", str(ours_md), str(EXAMPLE))
+    assert cp.returncode == 0, cp.stderr[-3000:]
+    plain, ours = json.loads(plain_md.read_text()), json.loads(ours_md.read_text())
+    assert sorted(ours) == sorted(plain)
+    assert ours["containerimage.config.digest"] == plain["containerimage.config.digest"]
+
+
+def _manifest(ref: str) -> dict:
+    repo, tag = ref.split("/", 1)[1].rsplit(":", 1)
+    req = urllib.request.Request(f"http://{REGISTRY}/v2/{repo}/manifests/{tag}", headers={"Accept": ",".join([
+        "application/vnd.oci.image.index.v1+json", "application/vnd.oci.image.manifest.v1+json",
+        "application/vnd.docker.distribution.manifest.v2+json",
+        "application/vnd.docker.distribution.manifest.list.v2+json"])})
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        return json.loads(resp.read())
+
+
+def test_pushed_deploy_image_has_the_shape_plain_buildx_pushes(tmp_path: Path) -> None:
+    # Default attestations differ by version (provenance in an index on newer ones): sbuild's deploy image
+    # must carry whatever plain buildx gives the same push on this pair.
+    name = f"{REGISTRY}/sbuild-it/attest-{uuid.uuid4().hex[:8]}"
+    docker("buildx", "build", "--progress=plain", "--target", "deploy", "--push", "-t", f"{name}:plain", str(EXAMPLE))
+    cp = sbuild("--stage", "test,deploy", "--push", "-t", f"{name}:ours", str(EXAMPLE))
+    assert cp.returncode == 0, cp.stderr[-3000:]
+    plain, ours = _manifest(f"{name}:plain"), _manifest(f"{name}:ours")
+
+    def shape(m: dict) -> tuple:
+        subs = m.get("manifests") or []
+        return (m.get("mediaType"), sorted((d["mediaType"], json.dumps(d.get("platform"), sort_keys=True),
+                                            (d.get("annotations") or {}).get("vnd.docker.reference.type", ""))
+                                           for d in subs))
+
+    assert shape(ours) == shape(plain)
+
+
+def test_call_check_with_stages_builds_nothing_and_keeps_buildx_code(tmp_path: Path) -> None:
+    if not _buildx_has("call"):
+        cp = sbuild("--stage", "lint,test", "--call=check", str(EXAMPLE))
+        assert cp.returncode == 125 and cp.stderr.startswith("unknown flag: --call")  # buildx 0.13's words
+        return
+    ctx = tmp_path / "ctx"
+    shutil.copytree(EXAMPLE, ctx)
+    # Two lint warnings BuildKit's check reports (legacy ENV form, FROM/as casing).
+    text = (ctx / "Dockerfile").read_text().replace("FROM build AS test", "FROM build as test")
+    (ctx / "Dockerfile").write_text(text.replace("WORKDIR /app", "WORKDIR /app\nENV MODE ci"))
+    plain = subprocess.run(["docker", "buildx", "build", "--call=check", "--target", "test", str(ctx)],
+                           capture_output=True, text=True)
+    r = tmp_path / "r.json"
+    cp = sbuild("--stage", "lint,test", "--call=check", "--report", str(r), str(ctx))
+    assert cp.returncode == plain.returncode, (cp.stderr[-2000:], plain.stderr[-2000:])
+    rep = report(r)
+    assert rep["stages"] == []  # an evaluation, not a build: no stage is reported, let alone "cached"
+    if "frontend.lint" in plain.stderr:
+        return  # buildx 0.15+ on an engine whose BuildKit has no checks (Engine 26): both fail alike
+    assert plain.returncode == 1  # the check found the warnings
+    assert "FromAsCasing" in cp.stdout + cp.stderr and "LegacyKeyValueFormat" in cp.stdout + cp.stderr
+    assert "STAGE" not in cp.stderr  # no table of stages that never ran

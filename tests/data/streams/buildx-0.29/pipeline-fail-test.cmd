@@ -1,0 +1,4 @@
+# recorded 2026-11-28 with github.com/docker/buildx 0.29.1+ds1 0.29.1+ds1-4, engine 28.5.2+dfsg4
+# exit code: 1
+# note: examples/pipeline with tests/run.sh replaced by one that exits 4
+docker buildx build --progress=rawjson --target test pipeline 
