@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import BASE_IMAGE, REGISTRY, docker, sbuild
+from .conftest import BASE_IMAGE, EXAMPLE, REGISTRY, docker, sbuild
 from .faultproxy import FaultProxy
 
 pytestmark = pytest.mark.usefixtures("registry")
@@ -69,7 +69,7 @@ def test_pull_faults_plain_buildx_fails_sbuild_retries(fault: str, n: int, tmp_p
     assert all(x["wait_s"] <= 0.3 for x in rep["retries"])
     retry_lines = [ln for ln in cp.stderr.splitlines() if ln.startswith("sbuild: attempt ")]
     assert len(retry_lines) == len(rep["retries"])
-    assert "retrying in" in retry_lines[0]
+    assert " starts in " in retry_lines[0] and ", at " in retry_lines[0]
 
 
 def test_missing_base_image_fails_once_and_fast(tmp_path: Path) -> None:
@@ -165,3 +165,55 @@ def test_ctrl_c_while_waiting_to_retry(tmp_path: Path, proxies: list[FaultProxy]
     assert "Traceback" not in rest
     rep = json.loads(r.read_text())
     assert rep["status"] == "canceled" and rep["exit_code"] == 130 and len(rep["retries"]) == 1
+
+
+def test_an_outage_that_looks_the_same_every_time_is_ridden_out(tmp_path: Path, proxies: list[FaultProxy]) -> None:
+    # The connection to the registry dropped on the first 4 requests of each path: the same error each time.
+    # With --retries 5 that is no reason to give up after three attempts (issue 18).
+    proxy = FaultProxy(REGISTRY, "reset", 4)
+    proxies.append(proxy)
+    ctx = _context(tmp_path, f"{proxy.addr}/{_push_base()}:latest", "outage")
+    r = tmp_path / "r.json"
+    cp = sbuild("--pull", "--retries", "5", "--retry-wait", "0.05", "--retry-max-wait", "0.3", "--report", str(r),
+                str(ctx))
+    assert cp.returncode == 0, cp.stderr[-3000:]
+    rep = json.loads(r.read_text())
+    assert rep["retry_stop"] == "succeeded"
+    assert rep["attempts"] == len(rep["retries"]) + 1 >= 2
+    notices = [ln for ln in cp.stderr.splitlines() if ln.startswith("sbuild: attempt ")]
+    assert len(notices) == len(rep["retries"])
+    assert all(" starts in " in ln and ", at " in ln for ln in notices), notices
+
+
+def test_the_retry_count_is_spent_then_the_build_fails(tmp_path: Path, proxies: list[FaultProxy]) -> None:
+    proxy = FaultProxy(REGISTRY, "reset", 1000)  # an outage longer than the retries
+    proxies.append(proxy)
+    ctx = _context(tmp_path, f"{proxy.addr}/{_push_base()}:latest", "spent")
+    r = tmp_path / "r.json"
+    cp = sbuild("--pull", "--retries", "2", "--retry-wait", "0.05", "--retry-max-wait", "0.3", "--report", str(r),
+                str(ctx))
+    assert cp.returncode == 1
+    rep = json.loads(r.read_text())
+    assert rep["attempts"] == 3 and len(rep["retries"]) == 2 and rep["retry_stop"] == "count"
+    assert "sbuild: no retries left (--retries 2)" in cp.stderr
+
+
+def test_the_retry_budget_stops_an_outage_longer_than_it(tmp_path: Path, proxies: list[FaultProxy]) -> None:
+    proxy = FaultProxy(REGISTRY, "reset", 1000)
+    proxies.append(proxy)
+    ctx = _context(tmp_path, f"{proxy.addr}/{_push_base()}:latest", "budget")
+    r = tmp_path / "r.json"
+    cp = sbuild("--pull", "--retries", "50", "--retry-wait", "1", "--retry-max-wait", "2", "--retry-timeout", "4s",
+                "--report", str(r), str(ctx))
+    assert cp.returncode == 1
+    rep = json.loads(r.read_text())
+    assert rep["retry_stop"] == "timeout"
+    assert 2 <= rep["attempts"] < 51
+    assert sum(x["wait_s"] for x in rep["retries"]) <= 4.0
+    assert "--retry-timeout of 4s" in cp.stderr
+
+
+def test_a_bad_retry_timeout_fails_before_anything_runs(tmp_path: Path) -> None:
+    cp = sbuild("--retry-timeout", "soon", str(EXAMPLE), env={"DOCKER_HOST": f"unix://{tmp_path}/none.sock"})
+    assert cp.returncode == 2
+    assert cp.stderr == 'error: invalid --retry-timeout "soon": give a duration such as 90s, 10m or 1h30m\n'

@@ -157,7 +157,8 @@ def test_json_report_keys_are_pinned() -> None:
     _, _, r = _report("pipeline-fail-test")
     js = r.to_json()
     assert list(js) == ["schema_version", "status", "exit_code", "duration_s", "attempts", "progress", "stages",
-                        "cache", "tags", "pushed", "internal_s", "failure", "warnings", "retries", "notes"]
+                        "cache", "tags", "pushed", "internal_s", "failure", "warnings", "retries", "retry_stop",
+                        "notes"]
     assert js["schema_version"] == 2
     assert js["progress"] == "ok"
     assert list(js["stages"][0]) == ["name", "status", "steps", "cached_steps", "duration_s", "first_miss",

@@ -5,7 +5,9 @@ from __future__ import annotations
 import pytest
 
 from sbuild import classify_failure
+from sbuild.errors import UsageError
 from sbuild.retry import FailureClass, Policy, Retry, run_with_retries, wait_for
+from sbuild.retry_policy import parse_duration
 
 # (error line, transient, phase, source)
 REAL = [
@@ -60,6 +62,12 @@ REAL = [
      False, "metadata", "offline machine, as seen here"),
     ("ERROR: failed to solve: 127.0.0.1:5000/sbuild-it/none:latest: 127.0.0.1:5000/sbuild-it/none:latest: not found",
      False, "unknown", "local registry, as seen here"),
+    # Engine 28.5.2 prints the registry's error body (distribution's "<code>: <message>") as the innermost
+    # cause, where Engine 26 printed the HTTP status: a push behind integration/faultproxy.py answering 503.
+    ("ERROR: failed to build: failed to solve: failed to push 127.0.0.1:39175/sbuild-it/pushed-d1367e0b:ours: "
+     "unavailable: injected fault", True, "push", "Engine 28.5.2 push behind the fault proxy, as seen here"),
+    ("ERROR: failed to solve: failed to push ghcr.io/o/app:latest: unavailable: service unavailable",
+     True, "push", "distribution's UNAVAILABLE error code with its standard message"),
 ]
 
 
@@ -109,51 +117,81 @@ def test_waits_grow_are_capped_and_rate_limits_wait_longer() -> None:
     assert wait_for(p, 1, many, 0.0) == 6
 
 
-def _runner(outcomes: list[str], policy: Policy) -> tuple[str, list[Retry], list[float], int]:
+def _runner(outcomes: list[str], policy: Policy, clock: list[float] | None = None,
+            ) -> tuple[str, list[Retry], list[float], int, str]:
     calls = iter(outcomes)
     n = 0
+    now = clock if clock is not None else [0.0]
 
     def attempt() -> str:
         nonlocal n
         n += 1
+        now[0] += 10.0  # each attempt takes 10 s
         return next(calls)
 
-    def failure(result: str) -> FailureClass | None:
-        return None if result == "ok" else classify_failure(result)
+    def failure(result: object) -> FailureClass | None:
+        return None if result == "ok" else classify_failure(str(result))
 
     retries: list[Retry] = []
     slept: list[float] = []
-    result = run_with_retries(attempt, failure, policy, retries.append, sleep=slept.append)
-    return result, retries, slept, n
+
+    def sleep(s: float) -> None:
+        slept.append(s)
+        now[0] += s
+
+    done = run_with_retries(attempt, failure, policy, retries.append, started=0.0, sleep=sleep,
+                            clock=lambda: now[0])
+    return str(done.result), retries, slept, n, done.stop
+
+
+E503 = "ERROR: failed to solve: unexpected status from HEAD request to https://r/v2/a/manifests/1: 503 " \
+       "Service Unavailable"
 
 
 def test_transient_failures_are_retried_until_success() -> None:
-    e503 = "ERROR: failed to solve: unexpected status from HEAD request to https://r/v2/a/manifests/1: 503 " \
-           "Service Unavailable"
     reset = "ERROR: failed to solve: failed to copy: read tcp 1.2.3.4:5->6.7.8.9:443: read: connection reset by peer"
-    result, retries, slept, n = _runner([e503, reset, "ok"], Policy(retries=3, first_wait=0.01))
-    assert result == "ok" and n == 3
+    result, retries, slept, n, stop = _runner([E503, reset, "ok"], Policy(retries=3, first_wait=0.01))
+    assert result == "ok" and n == 3 and stop == "succeeded"
     assert [(r.attempt, r.phase) for r in retries] == [(1, "metadata"), (2, "pull")]
     assert len(slept) == 2 and all(s > 0 for s in slept)
 
 
 def test_permanent_failure_is_not_retried() -> None:
     run = 'ERROR: failed to solve: process "/bin/sh -c false" did not complete successfully: exit code: 1'
-    result, retries, slept, n = _runner([run, "ok"], Policy(retries=3, first_wait=0.01))
-    assert result == run and n == 1 and retries == [] and slept == []
+    result, retries, slept, n, stop = _runner([run, "ok"], Policy(retries=3, first_wait=0.01))
+    assert result == run and n == 1 and retries == [] and slept == [] and stop == "permanent"
 
 
-def test_same_innermost_cause_on_different_requests_is_not_the_same_error() -> None:
-    a = ("ERROR: failed to solve: failed to push r/x:1: failed commit on ref \"manifest-sha256:aaa\": "
-         "503 Service Unavailable")
-    b = a.replace("aaa", "bbb")
-    c = a.replace("aaa", "ccc")
-    _, retries, _, n = _runner([a, b, c, "ok"], Policy(retries=5, first_wait=0.01))
-    assert n == 4 and len(retries) == 3
+def test_identical_errors_are_no_reason_to_stop() -> None:
+    # An outage looks the same every time: --retries 5 means five retries of it.
+    result, retries, _, n, stop = _runner([E503] * 5 + ["ok"], Policy(retries=5, first_wait=0.01))
+    assert result == "ok" and n == 6 and len(retries) == 5 and stop == "succeeded"
 
 
-def test_retries_zero_disables_and_the_last_failure_is_returned() -> None:
-    e = "ERROR: failed to solve: 502 Bad Gateway"
-    assert _runner([e, "ok"], Policy(retries=0))[0] == e
-    last, retries, _, n = _runner([e, e, e, e, e], Policy(retries=10, first_wait=0.01, same_error_limit=3))
-    assert last == e and n == 3 and len(retries) == 2  # the same error three times in a row: stop early
+def test_the_retry_count_is_spent_then_the_last_failure_is_returned() -> None:
+    result, retries, _, n, stop = _runner([E503] * 4, Policy(retries=2, first_wait=0.01))
+    assert result == E503 and n == 3 and len(retries) == 2 and stop == "count"
+
+
+def test_the_budget_stops_before_an_attempt_that_would_start_too_late() -> None:
+    # Attempts take 10 s, waits are 5 s then ~10 s: the third attempt would start at ~35 s > 30 s.
+    result, retries, slept, n, stop = _runner([E503] * 10, Policy(retries=10, first_wait=5.0, timeout=30.0))
+    assert stop == "timeout" and n == 2 and len(retries) == 1 and result == E503
+    assert 10.0 + sum(slept) + 10.0 <= 30.0
+
+
+def test_a_budget_long_enough_changes_nothing() -> None:
+    _, _, _, n, stop = _runner([E503, E503, "ok"], Policy(retries=5, first_wait=1.0, timeout=600.0))
+    assert n == 3 and stop == "succeeded"
+
+
+@pytest.mark.parametrize(("text", "seconds"), [("90", 90.0), ("90s", 90.0), ("1.5m", 90.0), ("1h30m", 5400.0),
+                                               ("250ms", 0.25), (" 2m ", 120.0)])
+def test_durations(text: str, seconds: float) -> None:
+    assert parse_duration(text, "--retry-timeout") == seconds
+
+
+@pytest.mark.parametrize("text", ["", "soon", "10 m", "-5", "0", "1d", "m10"])
+def test_bad_durations_name_the_flag(text: str) -> None:
+    with pytest.raises(UsageError, match="--retry-timeout"):
+        parse_duration(text, "--retry-timeout")

@@ -17,9 +17,10 @@ import time
 from typing import IO, TYPE_CHECKING, Any, NamedTuple, Protocol, TextIO
 
 from . import process
-from .errors import SbuildError, UsageError
+from .errors import BuildxError, SbuildError, UsageError
 from .flags import BuildCommand
 from .mask import Masker
+from .retry_policy import parse_duration
 
 if TYPE_CHECKING:
     from .cache import CacheSettings
@@ -29,7 +30,7 @@ if TYPE_CHECKING:
     from .retry import FailureClass, Retry
     from .retry_policy import Policy
 
-PROGRESS_MODES = ("auto", "plain", "tty", "quiet", "rawjson")
+PROGRESS_MODES = ("auto", "none", "plain", "tty", "quiet", "rawjson")
 
 
 class BuildOutcome:
@@ -64,6 +65,13 @@ def progress_mode(cmd: BuildCommand) -> str:
     mode = cmd.value("progress") or os.environ.get("BUILDKIT_PROGRESS") or "auto"
     if mode not in PROGRESS_MODES:
         raise UsageError(f'invalid --progress "{mode}": use one of {", ".join(PROGRESS_MODES)}')
+    if mode == "none":
+        # buildx 0.29 added "none" (commit 9c7b9628e): no progress and, unlike quiet, no image ID.
+        from .installed import buildx
+
+        if not buildx().at_least(0, 29):
+            raise BuildxError("invalid progress mode none")
+        mode = "quiet"
     if cmd.flag("quiet"):
         if cmd.has("progress") and mode not in ("auto", "quiet"):
             raise UsageError(f"--progress={mode} and --quiet cannot be used together")
@@ -71,6 +79,12 @@ def progress_mode(cmd: BuildCommand) -> str:
     if mode == "auto":
         return "tty" if sys.stderr.isatty() else "plain"
     return mode
+
+
+def prints_image_id(cmd: BuildCommand) -> bool:
+    """`-q`, or `--progress=quiet` (BUILDKIT_PROGRESS=quiet): buildx 0.13 and 0.29 alike print the image ID
+    then (measured: docker buildx build --progress=quiet PATH)."""
+    return cmd.flag("quiet") or (cmd.value("progress") or os.environ.get("BUILDKIT_PROGRESS")) == "quiet"
 
 
 def masker_for(cmd: BuildCommand) -> Masker:
@@ -129,6 +143,8 @@ class _Build:
         self.planning = planning
         check_inputs(cmd)
         self.mode = progress_mode(cmd)
+        self.prints_id = prints_image_id(cmd)
+        self.policy = self._policy()  # checks --retries/--retry-* before anything runs
         self.early = planning.needs_graph_first(cmd)
         self.plan: Plan = planning.make(cmd) if self.early else planning.EMPTY
         self.masker = masker_for(cmd)
@@ -140,6 +156,7 @@ class _Build:
         self.export_errors: list[str] = []
         self.retries: list[Retry] = []
         self.attempt_count = 0
+        self.retry_stop: str | None = None  # why retrying ended (retry_policy.STOPS); None: interrupted
         self.finalizing = False
         self.copy_back: list[tuple[str, str]] = []  # (buildx's temp file, the special file it stands for)
         self.stdin_copy: str | None = None  # stdin (context or Dockerfile), kept for further attempts
@@ -261,7 +278,7 @@ class _Build:
             if export:
                 for sc in cache.per_stage.values():
                     args += [f"--cache-to={c}" for c in sc.cache_to]
-        if cmd.flag("quiet") and not iidfile and "iidfile" not in drop:
+        if self.prints_id and not iidfile and "iidfile" not in drop:
             iidfile = self.tmp("iid")
             args.append(f"--iidfile={iidfile}")
         return [Invocation(("buildx", "build"), [*args, *extra, "--progress=rawjson", "--", cmd.context], iidfile)]
@@ -428,12 +445,14 @@ class _Build:
                 raise UsageError(f"invalid --{flag} {v}: must not be negative")
             return float(n)
 
+        timeout = self.cmd.value("retry-timeout")
         return Policy(retries=int(number("retries", 3, int)), first_wait=number("retry-wait", 5.0),
-                      max_wait=number("retry-max-wait", 60.0))
+                      max_wait=number("retry-max-wait", 60.0),
+                      timeout=parse_duration(timeout, "--retry-timeout") if timeout else None)
 
     def _failure(self, a: _Attempt) -> FailureClass | None:
         """How an attempt failed, for the retry policy (None: it succeeded, or was interrupted). Classified
-        once: tenacity asks for each of its decisions (retry, stop, wait, before sleep)."""
+        once per attempt."""
         if not a.classified:
             a.classified = True
             if a.result.exit_code != 0 and a.result.signal is None:
@@ -446,19 +465,27 @@ class _Build:
 
     def _attempts(self) -> _Attempt:
         """Attempts until one succeeds or fails for good: transient registry trouble is retried."""
-        policy = self._policy()
+        policy = self.policy
         self.attempt_count = 0
+        started = time.monotonic()  # --retry-timeout counts from here
 
         def once() -> _Attempt:
             self.attempt_count += 1
             self.last = self.attempt(export=True, render=True)
             return self.last
 
-        # The first attempt runs without the retry machinery: tenacity costs ~20 ms to import, and most
-        # builds never need it.
+        # The first attempt runs without the retry machinery: the classifier's patterns cost a few ms to
+        # compile, and most builds never need them.
         first = once()
         failure = self._failure(first)
-        if policy.retries == 0 or failure is None or not failure.transient:
+        if first.result.signal is not None:
+            self.retry_stop = None
+            return first
+        if failure is None or not failure.transient:
+            self.retry_stop = "succeeded" if failure is None else "permanent"
+            return first
+        if policy.retries == 0:
+            self.retry_stop = "count"
             return first
         from .retry import run_with_retries
 
@@ -469,8 +496,13 @@ class _Build:
 
         def on_retry(r: Retry) -> None:
             self.retries.append(r)
+            at = time.strftime("%H:%M:%S", time.localtime(time.time() + r.wait_s))
+            left = ""
+            if policy.timeout is not None:
+                left = f"; {max(0.0, policy.timeout - (time.monotonic() - started) - r.wait_s):.0f}s of " \
+                       "--retry-timeout left then"
             self.say(f"attempt {r.attempt} of {policy.retries + 1} failed ({r.phase}: {r.reason}); "
-                     f"retrying in {r.wait_s:.1f}s")
+                     f"attempt {r.attempt + 1} starts in {r.wait_s:.1f}s, at {at}{left}")
 
         import signal
 
@@ -485,13 +517,22 @@ class _Build:
         # 130/143, report written), not with a traceback.
         old = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
         try:
-            return run_with_retries(again, self._failure, policy, on_retry)  # type: ignore[no-any-return]
+            done = run_with_retries(again, self._failure, policy, on_retry, started=started)  # type: ignore[arg-type]
         except _Stop as e:
             last = self.last
+            self.retry_stop = None
             return _Attempt(process.BuildResult(last.result.exit_code, e.signum), last.model, last.iidfile)
         finally:
             for s, h in old.items():
                 signal.signal(s, h)
+        a: _Attempt = done.result  # type: ignore[assignment]
+        self.retry_stop = None if a.result.signal is not None else done.stop
+        if done.stop == "count":
+            self.say(f"no retries left (--retries {policy.retries}): the build failed")
+        elif done.stop == "timeout":
+            self.say(f"retrying stopped: the next attempt would start after the --retry-timeout of "
+                     f"{policy.timeout:g}s")
+        return a
 
     def _after_cache_trouble(self, a: _Attempt) -> _Attempt:
         """A builder that cannot export cache, or an export that failed, need not fail a good build."""
@@ -547,7 +588,7 @@ class _Build:
         if a.iidfile and os.path.exists(a.iidfile):
             with open(a.iidfile) as f:
                 image_id = f.read().strip()
-        if self.cmd.flag("quiet") and image_id:
+        if self.prints_id and image_id:
             self.out.write(image_id + "\n")
             self.out.flush()
         return image_id
@@ -572,7 +613,7 @@ class _Build:
                             tags=tags, interrupted=interrupted,
                             cache_imported=[*cmd.values("cache-from"), *(cache.imports if cache else [])],
                             cache_exported=exported, cache_errors=self.export_errors, notes=self.notes,
-                            attempts=self.attempt_count, pushed=pushed,
+                            attempts=self.attempt_count, pushed=pushed, retry_stop=self.retry_stop,
                             retries=[{"attempt": r.attempt, "phase": r.phase, "reason": r.reason, "wait_s": r.wait_s}
                                      for r in self.retries])
 

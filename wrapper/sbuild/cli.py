@@ -20,10 +20,13 @@ SUBCOMMANDS = ("stages",)
 
 
 def _fail(e: SbuildError) -> int:
-    from .errors import BuildxUsageError, DockerfileError
+    from .errors import BuildxError, BuildxUsageError, DockerfileError
 
     if isinstance(e, BuildxUsageError):  # buildx's own words, as its flag parser prints them
         sys.stderr.write(f"{e.message}\nSee 'sbuild --help'.\n")
+        return e.exit_code
+    if isinstance(e, BuildxError):
+        sys.stderr.write(f"ERROR: {e.message}\n")
         return e.exit_code
     where = f"{e.file}: " if isinstance(e, DockerfileError) else ""
     sys.stderr.write(f"error: {where}{e.message}\n")

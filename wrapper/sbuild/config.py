@@ -11,6 +11,7 @@
     retries = 3
     retry-wait = 5.0
     retry-max-wait = 60.0
+    retry-timeout = "10m"                        # or seconds; default: no budget
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ SCHEMA: dict[str, tuple[type | tuple[type, ...], str | None]] = {
     "retries": (int, "retries"),
     "retry-wait": ((int, float), "retry-wait"),
     "retry-max-wait": ((int, float), "retry-max-wait"),
+    "retry-timeout": ((str, int, float), "retry-timeout"),
 }
 
 

@@ -24,6 +24,12 @@ class BuildxUsageError(SbuildError):
     exit_code = 125
 
 
+class BuildxError(SbuildError):
+    """What buildx refuses after parsing its flags (an unknown progress mode): its words, exit 1."""
+
+    exit_code = 1
+
+
 class DockerNotFound(SbuildError):
     exit_code = 127
 

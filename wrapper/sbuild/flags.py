@@ -135,6 +135,8 @@ SBUILD_FLAGS: tuple[Flag, ...] = (
        metavar="SECONDS", sbuild=True),
     _f("retry-max-wait", "string", "Longest wait between attempts, in seconds (default 60)", metavar="SECONDS",
        sbuild=True),
+    _f("retry-timeout", "string", "Stop retrying when the next attempt would start later than this after the "
+       "first (90s, 10m, 1h30m; default: none)", metavar="DURATION", sbuild=True),
     _f("help", "bool", "Show this help and exit", short="h", sbuild=True),
 )
 

@@ -77,6 +77,7 @@ class Report:
     schema_version: int = SCHEMA_VERSION
     notes: tuple[str, ...] = field(default=())
     progress: str = "ok"  # "unreadable": sbuild could not read buildx's progress stream; stages are unknown
+    retry_stop: str | None = None  # why retrying ended: succeeded|count|timeout|permanent|cap; None: interrupted
 
     def to_json(self) -> dict[str, Any]:
         d = asdict(self)
@@ -85,7 +86,7 @@ class Report:
         d["cache"]["export_errors"] = list(self.cache.export_errors)
         # Stable key order: the schema the tests pin.
         keys = ("schema_version", "status", "exit_code", "duration_s", "attempts", "progress", "stages", "cache",
-                "tags", "pushed", "internal_s", "failure", "warnings", "retries", "notes")
+                "tags", "pushed", "internal_s", "failure", "warnings", "retries", "retry_stop", "notes")
         return {k: d[k] for k in keys}
 
 
@@ -99,7 +100,7 @@ def build_report(model: BuildModel, *, exit_code: int, stage_order: list[str] | 
                  interrupted: bool = False, attempts: int = 1, cache_imported: list[str] | None = None,
                  cache_exported: list[str] | None = None, cache_errors: list[str] | None = None,
                  notes: list[str] | None = None, retries: list[dict[str, Any]] | None = None,
-                 pushed: list[str] | None = None) -> Report:
+                 pushed: list[str] | None = None, retry_stop: str | None = "succeeded") -> Report:
     """Per-stage report of one build.
 
     stage_order: stage keys in Dockerfile order (for sorting); expected: the stages the build had to run
@@ -158,7 +159,8 @@ def build_report(model: BuildModel, *, exit_code: int, stage_order: list[str] | 
                            tuple(cache_exported or ()), tuple(cache_errors or ())),
         attempts=attempts, tags=tuple(tags or ()) if exit_code == 0 else (), internal_s=_r(internal_time),
         failure=failure, warnings=tuple(w.short for w in model.warnings), notes=tuple(notes or ()),
-        retries=tuple(retries or ()), pushed=tuple(pushed or ()), progress="unreadable" if unreadable else "ok")
+        retries=tuple(retries or ()), pushed=tuple(pushed or ()), progress="unreadable" if unreadable else "ok",
+        retry_stop=retry_stop)
 
 
 def progress_unreadable(model: BuildModel, exit_code: int) -> bool:

@@ -1,4 +1,4 @@
-"""Which failed builds are worth another attempt, and how long to wait. Pure apart from tenacity.
+"""Which failed builds are worth another attempt, how long to wait, and the attempt loop. Pure.
 
 BuildKit reports a failure as a chain of causes joined by ": " ("failed to solve: failed to resolve
 source metadata for X: failed to authorize: failed to fetch oauth token: unexpected status from POST
@@ -11,6 +11,7 @@ a real failure only makes CI slower.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import NamedTuple
 
 from .retry_policy import Policy
@@ -30,6 +31,8 @@ class FailureClass(NamedTuple):
 _TRANSIENT = [
     (re.compile(r"\b(500|502|503|504)\b|Internal Server Error|Bad Gateway|Service Unavailable|Gateway Time-?out",
                 re.I), "server error"),
+    # A registry's own error code, as BuildKit 0.2x prints it ("<code>: <message>"): UNAVAILABLE is its 503.
+    (re.compile(r"^unavailable$", re.I), "server error"),
     (re.compile(r"\b429\b|Too Many Requests|toomanyrequests", re.I), "rate limited"),
     (re.compile(r"\b408\b|Request Timeout", re.I), "request timeout"),
     (re.compile(r"connection reset by peer|connection refused|broken pipe|use of closed network connection|"
@@ -123,16 +126,6 @@ def classify_failure(text: str, step: str | None = None) -> FailureClass:
     return FailureClass(transient, phase, reason, retry_after, ": ".join(links))
 
 
-def normalized(text: str) -> str:
-    """The error without what differs between attempts that meet the same failure: the local end of a
-    connection ("read tcp 10.0.0.2:41332->…"), build and upload ids, durations. Digests stay: another
-    blob failing is another error."""
-    t = re.sub(r"\b\d+\.\d+\.\d+\.\d+:\d+->", "local->", text)
-    t = re.sub(r"/uploads/[0-9a-f-]{36}", "/uploads/…", t)
-    t = re.sub(r"\b[0-9a-z]{25}\b", "id", t)
-    return re.sub(r"\b\d+(\.\d+)?(ms|s)\b", "t", t)
-
-
 def wait_for(policy: Policy, attempt: int, failure: FailureClass, jitter: float) -> float:
     """Seconds to wait after failed attempt number `attempt` (1-based): exponential from the first wait,
     jittered (`jitter` in [0, 1)), a Retry-After if the registry sent one; capped at max_wait."""
@@ -153,42 +146,40 @@ class Retry(NamedTuple):
     wait_s: float
 
 
-def run_with_retries(do_attempt, failure_of, policy: Policy, on_retry, sleep=None):  # type: ignore[no-untyped-def]
-    """Run `do_attempt()` until it succeeds, fails for good, or the policy says stop. tenacity drives the
-    loop; `failure_of(result)` is the FailureClass of a failed result (None when it succeeded or must
-    not be retried), `on_retry(Retry)` is told before each wait. Returns the last result."""
+class Stopped(NamedTuple):
+    result: object  # the last attempt's
+    stop: str  # why retrying ended: one of retry_policy.STOPS
+
+
+def run_with_retries(do_attempt: Callable[[], object], failure_of: Callable[[object], FailureClass | None],
+                     policy: Policy, on_retry: Callable[[Retry], None], *, started: float | None = None,
+                     sleep: Callable[[float], object] | None = None,
+                     clock: Callable[[], float] | None = None) -> Stopped:
+    """Run `do_attempt()` until it succeeds, fails for good, the retry count is spent, or the total budget
+    (policy.timeout, counted from `started`) would run out before the next attempt starts. `failure_of` is
+    the FailureClass of a failed result (None: it succeeded); `on_retry` is told before each wait.
+    Identical errors are no reason to stop: an outage looks the same every time."""
     import time
 
-    from tenacity import RetryCallState, Retrying, retry_if_result, stop_after_attempt
-    from tenacity.stop import stop_base
-
-    history: list[str] = []
-
-    def transient(result: object) -> bool:
+    sleep = sleep or time.sleep
+    clock = clock or time.monotonic
+    start = clock() if started is None else started
+    attempt = 0
+    while True:
+        attempt += 1
+        result = do_attempt()
         f = failure_of(result)
-        return f is not None and f.transient
-
-    class _SameError(stop_base):
-        def __call__(self, state: RetryCallState) -> bool:
-            f = failure_of(state.outcome.result()) if state.outcome else None
-            history.append(normalized(f.error or f.reason) if f else "")
-            last = history[-policy.same_error_limit:]
-            return len(last) == policy.same_error_limit and len(set(last)) == 1
-
-    def wait(state: RetryCallState) -> float:
-        f = failure_of(state.outcome.result())  # type: ignore[union-attr]
-        return wait_for(policy, state.attempt_number, f, _jitter())
-
-    def before_sleep(state: RetryCallState) -> None:
-        f = failure_of(state.outcome.result())  # type: ignore[union-attr]
-        on_retry(Retry(state.attempt_number, f.phase, f.reason, round(state.upcoming_sleep, 3)))
-
-    retrying = Retrying(
-        retry=retry_if_result(transient), stop=stop_after_attempt(policy.retries + 1) | _SameError(),
-        wait=wait, before_sleep=before_sleep, sleep=sleep or time.sleep,
-        retry_error_callback=lambda state: state.outcome.result(),  # type: ignore[union-attr]
-    )
-    return retrying(do_attempt)
+        if f is None:
+            return Stopped(result, "succeeded")
+        if not f.transient:
+            return Stopped(result, "permanent")
+        if attempt > policy.retries:
+            return Stopped(result, "count")
+        wait = wait_for(policy, attempt, f, _jitter())
+        if policy.timeout is not None and clock() - start + wait > policy.timeout:
+            return Stopped(result, "timeout")
+        on_retry(Retry(attempt, f.phase, f.reason, round(wait, 3)))
+        sleep(wait)
 
 
 def _jitter() -> float:

@@ -1,9 +1,14 @@
 """The retry policy's numbers (its own module: the build reads them before the first attempt, while the
-classifier and tenacity load only after a failure)."""
+classifier loads only after a failure)."""
 
 from __future__ import annotations
 
+import re
 from typing import NamedTuple
+
+from .errors import UsageError
+
+STOPS = ("succeeded", "count", "timeout", "permanent", "cap")  # why retrying ended (report: retry_stop)
 
 
 class Policy(NamedTuple):
@@ -11,4 +16,22 @@ class Policy(NamedTuple):
     first_wait: float = 5.0  # BuildKit already retried layer fetches for ~7 s before giving up
     max_wait: float = 60.0
     rate_limit_factor: float = 3.0  # a 429 without Retry-After waits longer
-    same_error_limit: int = 3  # the same error this many times in a row: stop early
+    timeout: float | None = None  # total budget in seconds from the first attempt's start (--retry-timeout)
+
+
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
+
+
+def parse_duration(text: str, what: str) -> float:
+    """Seconds from "90", "90s", "1.5m", "1h30m" (Go's duration units, as docker's flags take them)."""
+    t = text.strip()
+    try:
+        seconds = float(t)
+    except ValueError:
+        parts = _DURATION.findall(t)
+        if not parts or "".join(n + u for n, u in parts) != t:
+            raise UsageError(f'invalid {what} "{text}": give a duration such as 90s, 10m or 1h30m') from None
+        seconds = sum(float(n) * {"ms": 0.001, "s": 1, "m": 60, "h": 3600}[u] for n, u in parts)
+    if seconds <= 0:
+        raise UsageError(f'invalid {what} "{text}": must be more than 0')
+    return seconds
