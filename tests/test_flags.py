@@ -5,7 +5,7 @@ import re
 import pytest
 
 from sbuild import flags
-from sbuild.errors import BuildxUsageError, UsageError
+from sbuild.errors import BuildxError, BuildxUsageError, UsageError
 from sbuild.installed import Buildx, parse_help, parse_version
 
 from .helpers import DATA, help_flags
@@ -88,8 +88,13 @@ def test_what_buildx_parser_rejects_is_refused_in_its_words_with_its_code(argv: 
     assert info.value.exit_code == 125
 
 
+def test_two_paths_are_refused_with_buildx_s_exit_code() -> None:
+    with pytest.raises(BuildxError, match="requires at most 1 argument") as info:
+        flags.parse(["a", "b"])
+    assert info.value.exit_code == 1  # buildx 0.13 and 0.29: "requires exactly 1 argument", exit 1
+
+
 @pytest.mark.parametrize(("argv", "message"), [
-    (["a", "b"], "requires at most 1 argument"),
     (["--stage"], "flag needs an argument: --stage"),
     (["--cache-required=maybe"], 'invalid argument "maybe" for "--cache-required" flag'),
 ])

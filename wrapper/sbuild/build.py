@@ -48,23 +48,22 @@ class BuildOutcome:
 
 
 def check_inputs(cmd: BuildCommand) -> None:
-    """Fail fast, without contacting the engine, on a context or Dockerfile that is not there."""
+    """Fail fast, without contacting the engine, on a context or Dockerfile that is not there: in buildx's
+    words and with its exit code (1), plus what to do."""
     ctx = cmd.context
-    if ctx != "-" and not cmd.remote_context:
-        if not os.path.exists(ctx):
-            raise UsageError(f'build context "{ctx}" not found: give the directory to build (default: .)')
-        if not os.path.isdir(ctx):
-            raise UsageError(f'build context "{ctx}" is not a directory')
+    if ctx != "-" and not cmd.remote_context and not os.path.isdir(ctx):
+        raise BuildxError(f'unable to prepare context: path "{ctx}" not found (give the directory to build; '
+                          "default: .)")
     path = cmd.dockerfile
     if path is not None and not os.path.isfile(path):
         hint = "check the -f path (relative to the current directory)" if cmd.has("file") else "pass -f FILE"
-        raise UsageError(f'Dockerfile "{path}" not found: {hint}')
+        raise BuildxError(f"failed to read dockerfile: open {path}: no such file or directory ({hint})")
 
 
 def progress_mode(cmd: BuildCommand) -> str:
     mode = cmd.value("progress") or os.environ.get("BUILDKIT_PROGRESS") or "auto"
-    if mode not in PROGRESS_MODES:
-        raise UsageError(f'invalid --progress "{mode}": use one of {", ".join(PROGRESS_MODES)}')
+    if mode not in PROGRESS_MODES:  # buildx's words and exit code (1)
+        raise BuildxError(f"invalid progress mode {mode} (use one of {', '.join(PROGRESS_MODES)})")
     if mode == "none":
         # buildx 0.29 added "none" (commit 9c7b9628e): no progress and, unlike quiet, no image ID.
         from .installed import buildx
@@ -141,6 +140,16 @@ class _Build:
 
         self.cmd, self.err, self.out = cmd, err, out
         self.planning = planning
+        self.tmpdir: str | None = None
+        url = cmd.dockerfile_url
+        if url and planning.needs_graph_first(cmd):
+            # sbuild must read the stages: fetch the Dockerfile once and give buildx that same file, so the
+            # stage graph and the build read one text.
+            from .files import download
+
+            path = self.tmp("Dockerfile")
+            download(url, path)
+            self.cmd = cmd = cmd.replacing("file", path)
         check_inputs(cmd)
         self.mode = progress_mode(cmd)
         self.prints_id = prints_image_id(cmd)
@@ -151,7 +160,6 @@ class _Build:
         self.registries: dict[str, Any] = {}  # host -> registry.Client (sbuild's own registry calls)
         self.registry_warned = False
         self.cache: CacheSettings | None = self._cache_settings() if self.early else None
-        self.tmpdir: str | None = None
         self.notes: list[str] = [*notes, *self.plan.notes]
         self.export_errors: list[str] = []
         self.retries: list[Retry] = []

@@ -1,13 +1,17 @@
 """sbuild's command line: parse, call one core function, render, map errors to exit codes.
 
-`sbuild [OPTIONS] [PATH]` is `docker buildx build`; `sbuild stages` and `sbuild warm` are commands
-of their own. The build path avoids importing anything heavy: its start-up adds to every build.
+`sbuild [OPTIONS] [PATH]` is `docker buildx build`; `sbuild stages`, `sbuild warm` and `sbuild version`
+are commands of their own. One rule keeps every `docker build` line meaning what it meant: a first word
+that names an existing directory is the build context (`sbuild build -t emu` with a `build/` directory
+builds it, as `docker build build -t emu` does); otherwise a command's name is the command. `sbuildctl`
+(ctl_main) always reads its first word as a command, so every command is reachable in every directory.
+The build path avoids importing anything heavy: its start-up adds to every build.
 """
 
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from . import __version__, flags
@@ -16,7 +20,8 @@ from .errors import SbuildError, UsageError
 if TYPE_CHECKING:
     from . import build
 
-SUBCOMMANDS = ("stages",)
+# Commands; "build" is docker's verb, so `sbuild build -t x .` works as `docker build -t x .` does.
+COMMANDS = ("build", "stages", "version", "warm")
 
 
 def _fail(e: SbuildError) -> int:
@@ -68,14 +73,23 @@ def with_config(argv: list[str]) -> tuple[flags.BuildCommand, list[str]]:
                                   cfg.values.get("default-branch"))
             refs, skipped = tags.expand(rules, image, facts, os.environ, time.strftime("%Y%m%d", time.gmtime()))
             notes += skipped
+            for r in refs:  # a rule that makes a bad reference is the config's error (exit 2)
+                try:
+                    tags.check_reference(r)
+                except UsageError as e:
+                    raise UsageError(f"{cfg.path}: tags: {e.message}") from None
             extra += [f"--tag={r}" for r in refs]
         if extra:
             cmd = flags.parse(extra + argv, buildx)
     if cmd.has("tag"):
+        from .errors import BuildxError
         from .tags import check_reference
 
         for t in cmd.values("tag"):
-            check_reference(t)
+            try:
+                check_reference(t)
+            except UsageError as e:  # buildx refuses a bad -t with exit 1 (measured, 0.13 and 0.29)
+                raise BuildxError(e.message) from None
     return cmd, notes
 
 
@@ -121,8 +135,15 @@ def write_outputs(cmd: flags.BuildCommand, outcome: build.BuildOutcome) -> None:
         md = mask(rr.markdown(report))
         write_atomic(path, md)
     gh = os.environ.get("GITHUB_STEP_SUMMARY")
-    if gh:
+    if gh and summary_wanted(os.environ):
         append(gh, md or mask(rr.markdown(report)))
+
+
+def summary_wanted(env: Mapping[str, str]) -> bool:
+    """The GitHub step summary, unless turned off as build-push-action's is (DOCKER_BUILD_SUMMARY=false) or
+    with SBUILD_SUMMARY=false."""
+    off = {"0", "f", "false", "no", "off"}
+    return not any(env.get(k, "").strip().lower() in off for k in ("DOCKER_BUILD_SUMMARY", "SBUILD_SUMMARY"))
 
 
 def warm_main(argv: list[str]) -> int:
@@ -150,20 +171,46 @@ def warm_main(argv: list[str]) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """`sbuild`: a build, or a command when the first word names one and is not a directory here."""
     args = list(sys.argv[1:] if argv is None else argv)
-    try:
-        if args in (["--version"], ["version"]):
-            sys.stdout.write(f"sbuild {__version__}\n")
-            return 0
-        if args and args[0] in SUBCOMMANDS:
-            from .commands import cli_group
+    import os
 
-            return cli_group(args)
-        if args and args[0] == "warm":
-            return warm_main(args[1:])
-        if args and args[0] == "build":
-            args = args[1:]
-        return build_main(args)
+    if args and args[0] in COMMANDS and not os.path.isdir(args[0]):
+        return _guarded(lambda: _command(args[0], args[1:]))
+    if args == ["--version"]:
+        return _command("version", [])
+    return _guarded(lambda: build_main(args))
+
+
+def ctl_main(argv: Sequence[str] | None = None) -> int:
+    """`sbuildctl COMMAND ...`: the commands, whatever directories are here."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] in ("-h", "--help"):
+        sys.stdout.write("Usage: sbuildctl COMMAND [ARGS]\n\nCommands: " + ", ".join(COMMANDS) +
+                         "\n(sbuild COMMAND does the same where no directory is named like the command)\n")
+        return 0 if args else 2
+    if args[0] not in COMMANDS:
+        return _fail(UsageError(f'unknown command "{args[0]}": use one of {", ".join(COMMANDS)}'))
+    return _guarded(lambda: _command(args[0], args[1:]))
+
+
+def _command(name: str, rest: list[str]) -> int:
+    if name == "version":
+        sys.stdout.write(f"sbuild {__version__}\n")
+        return 0
+    if name == "build":
+        return build_main(rest)
+    if name == "warm":
+        return warm_main(rest)
+    from .commands import cli_group
+
+    return cli_group([name, *rest])
+
+
+def _guarded(run: Callable[[], int]) -> int:
+    """The one error-to-exit-code path."""
+    try:
+        return run()
     except SbuildError as e:
         return _fail(e)
     except KeyboardInterrupt:

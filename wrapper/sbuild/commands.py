@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import tempfile
 
 import click
 
@@ -27,15 +28,22 @@ def stages(path: str, file: str | None, build_args: tuple[str, ...], platform: s
            deploy_stage: str | None, as_json: bool) -> None:
     """List the stages of a Dockerfile: base, what each needs, description."""
     from . import stages as st
+    from .flags import build_arg_map, parse
     from .mask import Masker
     from .render_stages import render_table
 
-    dockerfile = file or os.path.join(path, "Dockerfile")
-    if not os.path.isfile(dockerfile):
-        raise UsageError(f'Dockerfile "{dockerfile}" not found: pass -f FILE')
-    from .flags import build_arg_map
+    cmd = parse([*(["--file", file] if file else []), path])
+    with tempfile.TemporaryDirectory(prefix="sbuild-") as tmp:
+        if cmd.dockerfile_url:
+            from .files import download
 
-    graph = st.read(dockerfile, build_args=build_arg_map(build_args), target_platform=platform)
+            download(cmd.dockerfile_url, os.path.join(tmp, "Dockerfile"))
+            dockerfile: str | None = os.path.join(tmp, "Dockerfile")
+        else:
+            dockerfile = cmd.dockerfile  # PATH/Dockerfile, or a lower-case dockerfile as buildx takes it
+        if dockerfile is None or not os.path.isfile(dockerfile):
+            raise UsageError(f'Dockerfile "{dockerfile or file}" not found: pass -f FILE')
+        graph = st.read(dockerfile, build_args=build_arg_map(build_args), target_platform=platform)
     if deploy_stage and graph.find(deploy_stage) is None:
         raise UsageError(st.unknown_stage_message(deploy_stage, graph))
     deploy = graph.find(deploy_stage).key if deploy_stage else None  # type: ignore[union-attr]

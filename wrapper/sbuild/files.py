@@ -34,3 +34,23 @@ def write_atomic(path: str, text: str) -> None:
 def append(path: str, text: str) -> None:
     with open(path, "a") as f:
         f.write(text)
+
+
+DOWNLOAD_LIMIT = 10 << 20  # a Dockerfile, not a data set
+
+
+def download(url: str, path: str) -> None:
+    """Fetch `url` into `path` (a Dockerfile given as -f URL), or fail as buildx would (exit 1)."""
+    import urllib.request
+
+    from .errors import BuildxError
+
+    try:
+        with urllib.request.urlopen(url, timeout=30) as r:
+            data = r.read(DOWNLOAD_LIMIT + 1)
+    except (OSError, ValueError) as e:
+        raise BuildxError(f"failed to read dockerfile from {url}: {e}") from None
+    if len(data) > DOWNLOAD_LIMIT:
+        raise BuildxError(f"failed to read dockerfile from {url}: larger than {DOWNLOAD_LIMIT >> 20} MiB")
+    with open(path, "wb") as f:
+        f.write(data)

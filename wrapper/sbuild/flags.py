@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Literal, NamedTuple
 
-from .errors import BuildxUsageError, UsageError
+from .errors import BuildxError, BuildxUsageError, UsageError
 
 if TYPE_CHECKING:
     from .installed import Buildx
@@ -190,14 +190,36 @@ class BuildCommand:
         return "://" in self.context or self.context.startswith(("git@", "github.com/"))
 
     @property
-    def dockerfile(self) -> str | None:
-        """The local Dockerfile buildx will read, or None when it comes from stdin or a remote context."""
+    def dockerfile_url(self) -> str | None:
+        """`-f http(s)://…`: buildx fetches the Dockerfile (through the builder)."""
         f = self.value("file")
-        if f == "-" or self.context == "-" or self.remote_context:
+        return f if f is not None and f.startswith(("http://", "https://")) else None
+
+    @property
+    def dockerfile(self) -> str | None:
+        """The local Dockerfile buildx will read, or None when it comes from stdin, a URL or a remote context.
+        A `Dockerfile` that is not there while a lower-case `dockerfile` is, is that one (buildx's
+        handleLowercaseDockerfile, moby/moby#10858)."""
+        f = self.value("file")
+        if f == "-" or self.context == "-" or self.remote_context or self.dockerfile_url:
             return None
         import os
 
-        return f or os.path.join(self.context, "Dockerfile")
+        path = f or os.path.join(self.context, "Dockerfile")
+        if os.path.basename(path) == "Dockerfile":
+            try:
+                names = os.listdir(os.path.dirname(path) or ".")
+            except OSError:
+                return path
+            if "Dockerfile" not in names and "dockerfile" in names:
+                return os.path.join(os.path.dirname(path), "dockerfile")
+        return path
+
+    def replacing(self, name: str, value: str) -> BuildCommand:
+        """The same command with every value of flag `name` replaced by one `value`."""
+        flag = _BY_NAME[name]
+        kept = tuple(o for o in self.options if o[0].name != name)
+        return BuildCommand((*kept, (flag, value)), self.context, self.context_given)
 
     def buildx_args(self, *, drop: frozenset[str] = frozenset()) -> list[str]:
         """The buildx flags as `--name=value` (unambiguous whatever the value looks like)."""
@@ -330,9 +352,9 @@ def parse(argv: list[str], installed: Callable[[], Buildx] | None = None) -> Bui
                 break
         else:
             positional.append(arg)
-    if len(positional) > 1:
-        raise UsageError(f'"sbuild" requires at most 1 argument (PATH | URL | -), got {len(positional)}: '
-                         f"{' '.join(positional)}")
+    if len(positional) > 1:  # buildx refuses it with exit 1 (measured, 0.13 and 0.29)
+        raise BuildxError(f'"sbuild" requires at most 1 argument (PATH | URL | -), got {len(positional)}: '
+                          f"{' '.join(positional)}")
     return BuildCommand(tuple(options), positional[0] if positional else ".", bool(positional))
 
 
@@ -351,8 +373,11 @@ def help_text(prog: str = "sbuild") -> str:
               "refused as buildx refuses it, and one it adds passes through):"]
     lines += _rows(tuple(f for f in BUILDX_FLAGS if not f.hidden))
     lines += ["", "Commands:", "  stages    List the stages of a Dockerfile and what each needs",
-              "  warm      Build every stage into the cache (--cache-repo/--cache-dir), no image", "",
-              f"  {prog} --version   Show the version"]
+              "  warm      Build every stage into the cache (--cache-repo/--cache-dir), no image",
+              "  version   Show the version (also --version)",
+              "  build     docker's verb: the same as no command",
+              "", "A first word that names a directory here is the build context, as in `docker build build`;",
+              "`sbuildctl COMMAND` always runs the command."]
     return "\n".join(lines) + "\n"
 
 

@@ -45,6 +45,8 @@ class GitFacts(NamedTuple):
 
 def check_reference(ref: str) -> None:
     """Raise a UsageError saying what is wrong if `ref` is not a valid image reference."""
+    if not ref:
+        raise UsageError('invalid tag "": repository name must have at least one component')  # buildx's words
     m = _REFERENCE.match(ref)
     name = ref.split("@", 1)[0]
     tag = None

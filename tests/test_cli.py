@@ -1,0 +1,230 @@
+"""The whole command, in-process, against a fake `docker` on PATH (tests/fakedocker/docker) that records
+each call and replays a stream recorded from the real engine. Real command-line shapes from the drop-in
+issue: contexts named like commands, a lower-case dockerfile, buildx's exit codes, the summary opt-out."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from sbuild import cli, installed
+
+from .helpers import DATA
+
+FAKE = Path(__file__).parent / "fakedocker"
+PIPELINE = Path(__file__).parent.parent / "examples" / "pipeline"
+
+
+class Fake:
+    def __init__(self, root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.log = root / "docker-calls.jsonl"
+        self.mp = monkeypatch
+
+    def calls(self) -> list[dict]:
+        if not self.log.exists():
+            return []
+        return [json.loads(line) for line in self.log.read_text().splitlines()]
+
+    def builds(self) -> list[dict]:
+        return [c for c in self.calls() if c["argv"][:2] in (["buildx", "build"], ["buildx", "bake"])
+                and "--help" not in c["argv"]]
+
+    def stream(self, name: str, exit_code: int | None = None) -> None:
+        self.mp.setenv("FAKE_DOCKER_STREAM", name)
+        if exit_code is not None:
+            self.mp.setenv("FAKE_DOCKER_EXIT", str(exit_code))
+
+    def buildx(self, version: str) -> None:
+        self.mp.setenv("FAKE_BUILDX", version)
+        # Another buildx binary: a new key for sbuild's cache of the installed flag set.
+        plugin = Path(self.mp_config) / "cli-plugins" / "docker-buildx"
+        plugin.write_text(f"#!/bin/sh\n# fake buildx {version}\n")
+        installed._memo = None
+
+    mp_config = ""
+
+
+@pytest.fixture
+def fake(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Fake]:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "docker").symlink_to(FAKE / "docker")
+    config = tmp_path / "docker-config"
+    (config / "cli-plugins").mkdir(parents=True)
+    plugin = config / "cli-plugins" / "docker-buildx"
+    plugin.write_text("#!/bin/sh\n# fake buildx\n")
+    plugin.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:/usr/bin:/bin")
+    monkeypatch.setenv("DOCKER_CONFIG", str(config))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setenv("FAKE_DOCKER_LOG", str(tmp_path / "docker-calls.jsonl"))
+    for var in ("GITHUB_STEP_SUMMARY", "BUILDKIT_PROGRESS", "DOCKER_BUILD_SUMMARY", "SBUILD_SUMMARY",
+                "FAKE_DOCKER_EXIT", "FAKE_BUILDX", "DOCKER_HOST"):
+        monkeypatch.delenv(var, raising=False)
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    installed._memo = None
+    f = Fake(tmp_path, monkeypatch)
+    f.mp_config = str(config)
+    yield f
+    installed._memo = None
+
+
+def _pipeline(where: Path) -> Path:
+    shutil.copytree(PIPELINE, where)
+    return where
+
+
+# -- contexts named like commands ---------------------------------------------------------------------
+
+@pytest.mark.parametrize("word", cli.COMMANDS)
+def test_a_directory_named_like_a_command_is_the_build_context(word: str, fake: Fake,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    # `docker build build -t emu` (a repository that keeps build/Dockerfile) must mean the same under sbuild.
+    _pipeline(Path(word))
+    assert cli.main([word, "--target", "test"]) == 0
+    [call] = fake.builds()
+    assert call["argv"][-2:] == ["--", word]
+    assert "--target=test" in call["argv"]
+
+
+@pytest.mark.parametrize("word", cli.COMMANDS)
+def test_sbuildctl_reaches_every_command_whatever_directories_are_here(word: str, fake: Fake,
+                                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    for w in cli.COMMANDS:
+        Path(w).mkdir()
+    _pipeline(Path("app"))
+    args = {"build": ["build", "--target", "test", "app"], "stages": ["stages", "app"], "version": ["version"],
+            "warm": ["warm", "--cache-dir", "cache", "app"]}[word]
+    if word == "warm":
+        fake.stream("buildx-0.13/pipeline-bake-all")
+    assert cli.ctl_main(args) == 0, capsys.readouterr().err
+    out = capsys.readouterr().out
+    builds = fake.builds()
+    if word == "stages":
+        assert out.startswith("STAGE") and "static-analysis" in out and builds == []
+    elif word == "version":
+        assert out.startswith("sbuild ") and builds == []
+    elif word == "build":
+        assert [c["argv"][-1] for c in builds] == ["app"]
+    else:
+        assert builds and all("--progress=rawjson" in c["argv"] for c in builds)
+
+
+def test_without_such_a_directory_the_word_is_the_command(fake: Fake, capsys: pytest.CaptureFixture[str]) -> None:
+    _pipeline(Path("app"))
+    assert cli.main(["stages", "app"]) == 0
+    assert capsys.readouterr().out.startswith("STAGE")
+    assert cli.main(["version"]) == 0
+    assert capsys.readouterr().out.startswith("sbuild ")
+    assert cli.main(["build", "--target", "test", "app"]) == 0
+    assert [c["argv"][-1] for c in fake.builds()] == ["app"]
+
+
+def test_sbuildctl_refuses_an_unknown_command(fake: Fake, capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.ctl_main(["bogus"]) == 2
+    assert capsys.readouterr().err == 'error: unknown command "bogus": use one of build, stages, version, warm\n'
+
+
+# -- the Dockerfile buildx would read -----------------------------------------------------------------
+
+def test_a_lower_case_dockerfile_is_read_as_buildx_reads_it(fake: Fake, capsys: pytest.CaptureFixture[str]) -> None:
+    ctx = _pipeline(Path("app"))
+    (ctx / "Dockerfile").rename(ctx / "dockerfile")
+    fake.stream("buildx-0.13/pipeline-bake")
+    assert cli.main(["--stage", "lint,test", "app"]) == 0, capsys.readouterr().err
+    [call] = fake.builds()
+    targets = call["bake"]["target"]
+    assert {t["dockerfile"] for t in targets.values()} == {str((ctx / "dockerfile").resolve())}
+    assert cli.main(["stages", "app"]) == 0
+    assert "static-analysis" in capsys.readouterr().out
+
+
+def test_a_capitalised_dockerfile_wins_over_a_lower_case_one(fake: Fake, capsys: pytest.CaptureFixture[str]) -> None:
+    ctx = _pipeline(Path("app"))
+    (ctx / "dockerfile").write_text("FROM scratch AS only\n")
+    assert cli.main(["stages", "app", "--json"]) == 0
+    names = [s["name"] for s in json.loads(capsys.readouterr().out)["stages"]]
+    assert "static-analysis" in names and "only" not in names
+
+
+# -- exit codes: buildx's for what buildx refuses, sbuild's 2 for its own -------------------------------
+
+@pytest.mark.parametrize(("argv", "code", "first_line"), [
+    # buildx 0.13.1 and 0.29.1, measured: `docker buildx build ARGV` (see integration/test_dropin.py).
+    (["nope"], 1, 'ERROR: unable to prepare context: path "nope" not found'),
+    (["-f", "app/Nope", "app"], 1, "ERROR: failed to read dockerfile: open app/Nope: no such file or directory"),
+    (["app", "app"], 1, 'ERROR: "sbuild" requires at most 1 argument (PATH | URL | -), got 2: app app'),
+    (["--progress=bogus", "app"], 1, "ERROR: invalid progress mode bogus"),
+    (["-t", "", "app"], 1, 'ERROR: invalid tag "": repository name must have at least one component'),
+    (["-t", "App:1", "app"], 1, 'ERROR: invalid tag "App:1": repository name must be lowercase'),
+    (["--bogus", "app"], 125, "unknown flag: --bogus"),
+    (["--pull=maybe", "app"], 125, 'invalid argument "maybe" for "--pull" flag: strconv.ParseBool: parsing "maybe": '
+                                   "invalid syntax"),
+    (["--call=check", "app"], 125, "unknown flag: --call"),  # buildx 0.13 has no --call
+    (["--stage", "tset", "app"], 2, 'error: no stage "tset"'),
+    (["--stage", "test", "--target", "lint", "app"], 2, "error: --stage and --target cannot be used together"),
+    (["--retry-timeout", "soon", "app"], 2, 'error: invalid --retry-timeout "soon"'),
+    (["--stage"], 2, "error: flag needs an argument: --stage"),
+])
+def test_usage_errors_exit_as_buildx_would_before_anything_runs(
+        argv: list[str], code: int, first_line: str, fake: Fake, capsys: pytest.CaptureFixture[str]) -> None:
+    _pipeline(Path("app"))
+    assert cli.main(argv) == code
+    assert capsys.readouterr().err.splitlines()[0].startswith(first_line)
+    assert fake.builds() == []
+
+
+def test_newer_flags_pass_through_where_the_installed_buildx_has_them(fake: Fake,
+                                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    _pipeline(Path("app"))
+    fake.buildx("0.29")
+    fake.stream("buildx-0.29/pipeline-check")  # recorded: docker buildx build --call=check (see its .cmd)
+    assert cli.main(["--call=check", "-D", "app"]) == 0, capsys.readouterr().err
+    [call] = fake.builds()
+    assert "--call=check" in call["argv"] and "--debug" in call["argv"]
+    assert "STAGE" not in capsys.readouterr().err  # an evaluation: no stage table
+    helps = [c for c in fake.calls() if "--help" in c["argv"]]
+    assert len(helps) == 1
+    installed._memo = None  # a new sbuild process: the flag set comes from the cache, no --help again
+    assert cli.main(["--call=check", "app"]) == 0
+    assert len([c for c in fake.calls() if "--help" in c["argv"]]) == 1
+
+
+def test_the_build_exit_code_is_buildx_s(fake: Fake, capsys: pytest.CaptureFixture[str]) -> None:
+    _pipeline(Path("app"))
+    fake.stream("buildx-0.13/pipeline-fail-test")
+    assert cli.main(["--target", "test", "app"]) == 1
+    err = capsys.readouterr().err
+    assert "failed: stage test at [test 2/2] RUN sh tests/run.sh dist/app (Dockerfile:22)" in err
+    fake.stream("buildx-0.13/pipeline-warm-test", exit_code=17)
+    assert cli.main(["--target", "test", "app"]) == 17
+
+
+# -- the GitHub step summary -------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("env", "written"), [({}, True), ({"DOCKER_BUILD_SUMMARY": "false"}, False),
+                                              ({"SBUILD_SUMMARY": "false"}, False), ({"SBUILD_SUMMARY": "0"}, False),
+                                              ({"DOCKER_BUILD_SUMMARY": "true"}, True)])
+def test_the_step_summary_has_the_opt_out_of_build_push_action(env: dict[str, str], written: bool, fake: Fake,
+                                                               tmp_path: Path,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    _pipeline(Path("app"))
+    summary = tmp_path / "step-summary.md"
+    fake.mp.setenv("GITHUB_STEP_SUMMARY", str(summary))
+    for k, v in env.items():
+        fake.mp.setenv(k, v)
+    assert cli.main(["--target", "test", "app"]) == 0
+    assert summary.exists() == written
+    if written:
+        assert summary.read_text().startswith("### ✅ sbuild: success")
+
+
+def test_recorded_help_is_what_the_fake_answers() -> None:
+    # The fake's answers are the real recordings, not texts of its own.
+    assert (DATA / "buildx-0.29-build-help.txt").read_text().count("--call") == 2
