@@ -6,11 +6,12 @@ import json
 import signal
 import subprocess
 import time
+import uuid
 from pathlib import Path
 
 import pytest
 
-from .conftest import sbuild, sbuild_cmd
+from .conftest import report, sbuild, sbuild_cmd
 
 pytestmark = pytest.mark.usefixtures("engine")
 
@@ -105,3 +106,24 @@ def test_live_view_on_a_terminal(example: Path) -> None:
     assert "✘" in out and "test" in out  # the live stage lines
     assert "visible on the terminal" in out  # the failing step's output
     assert "failed: stage test at [test 2/2] RUN sh tests/run.sh dist/app" in out
+
+
+def test_time_outside_the_stages_on_a_real_push(example: Path, tmp_path: Path) -> None:
+    from .conftest import REGISTRY
+
+    r = tmp_path / "r.json"
+    name = f"{REGISTRY}/sbuild-it/overhead-{uuid.uuid4().hex[:8]}"
+    with (example / "src" / "greet.sh").open("a") as f:
+        f.write(f"# {uuid.uuid4().hex}\n")  # something to build and push
+    cp = sbuild("--stage", "test,deploy", "--push", "-t", f"{name}:1", "--cache-to",
+                f"type=registry,ref={name}:cache,mode=max", "--report", str(r), str(example))
+    assert cp.returncode == 0, cp.stderr[-2000:]
+    rep = report(r)
+    by = {o["category"]: o for o in rep["overhead"]}
+    # The stages ran in one bake session; deploy's image was made and pushed by sbuild's second build.
+    assert {"definition", "context", "cache-export", "finalize"} <= set(by), by
+    assert by["finalize"]["steps"] >= 1 and by["finalize"]["duration_s"] > 0
+    assert by["context"]["bytes"] > 0
+    assert all(o["duration_s"] <= rep["duration_s"] for o in rep["overhead"])
+    largest = max(rep["overhead"], key=lambda o: o["duration_s"])
+    assert f"· {largest['category'].replace('-', ' ')} " in cp.stderr

@@ -51,17 +51,29 @@ def _expected(text: str, single: str) -> dict[str, dict]:
         if not m:
             continue
         stage = m.groupdict().get("stage") or single
-        st = stages.setdefault(stage, {"steps": {}, "starts": [], "ends": []})
-        st["starts"] += v["starts"]
-        if v["completed"] is not None:
-            st["ends"].append(v["completed"])
+        st = stages.setdefault(stage, {"steps": {}, "spans": []})
+        if v["completed"] is not None and v["starts"]:
+            st["spans"].append((min(v["starts"]), v["completed"]))
         if not m.group("instr").startswith("FROM "):
             key = (int(m.group("i")), m.group("instr"))
             st["steps"].setdefault(key, True)
             if v["completed"] is not None:  # copies bake announced but never ran do not count
                 st["steps"][key] = st["steps"][key] and v["cached"]
     return {k: {"steps": len(s["steps"]), "cached_steps": sum(s["steps"].values()),
-                "duration_s": round(max(s["ends"]) - min(s["starts"]), 3)} for k, s in stages.items()}
+                "duration_s": round(_busy(s["spans"]), 3)} for k, s in stages.items()}
+
+
+def _busy(spans: list[tuple[float, float]]) -> float:
+    """Busy time: the length of the union of the intervals (a sweep over their ends)."""
+    events = sorted([(a, 1) for a, _ in spans] + [(b, -1) for _, b in spans], key=lambda e: (e[0], -e[1]))
+    busy, depth, since = 0.0, 0, 0.0
+    for t, d in events:
+        if depth == 0 and d == 1:
+            since = t
+        depth += d
+        if depth == 0:
+            busy += t - since
+    return busy
 
 
 CASES = ["pipeline-cold-test", "pipeline-warm-test", "pipeline-bake", "pipeline-bake-all", "pipeline-warm-registry",
@@ -157,9 +169,11 @@ def test_json_report_keys_are_pinned() -> None:
     _, _, r = _report("pipeline-fail-test")
     js = r.to_json()
     assert list(js) == ["schema_version", "status", "exit_code", "duration_s", "attempts", "progress", "stages",
-                        "cache", "tags", "pushed", "internal_s", "failure", "warnings", "retries", "retry_stop",
-                        "notes"]
-    assert js["schema_version"] == 2
+                        "cache", "tags", "pushed", "overhead", "internal_s", "failure", "warnings", "retries",
+                        "retry_stop", "notes"]
+    assert js["schema_version"] == 3
+    assert [o["category"] for o in js["overhead"]] == ["definition", "context"]  # it failed before any export
+    assert list(js["overhead"][0]) == ["category", "duration_s", "steps", "bytes"]
     assert js["progress"] == "ok"
     assert list(js["stages"][0]) == ["name", "status", "steps", "cached_steps", "duration_s", "first_miss",
                                      "started_s", "timeline"]
@@ -176,11 +190,14 @@ def test_markdown_and_trace(version: str) -> None:
     assert md.startswith("### ✅ sbuild: success")
     assert "| build | built | 2 |" in md
     tr = render_report.trace(r)
-    slices = [e for e in tr["traceEvents"] if e["ph"] == "X" and e["tid"] > 0]
+    slices = [e for e in tr["traceEvents"] if e["ph"] == "X" and e["tid"] > 0 and e.get("cat") != "overhead"]
     assert len(slices) == sum(s.steps for s in r.stages)
+    outside = [e for e in tr["traceEvents"] if e.get("cat") == "overhead"]
+    assert {e["name"] for e in outside} == {o.category.replace("-", " ") for o in r.overhead}
     assert any(e["cat"] == "cached" and e["name"].endswith("(cached)") for e in slices)
     tracks = {e["args"]["name"] for e in tr["traceEvents"] if e.get("name") == "thread_name"}
-    assert tracks >= {"base", "build", "lint", "test", "deploy"}
+    assert tracks >= {"base", "build", "lint", "test", "deploy", "outside stages"}
+    assert "**Outside the stages:** " in md
 
 
 @pytest.mark.parametrize("version", VERSIONS)
@@ -262,3 +279,64 @@ def test_a_build_that_failed_before_any_progress_is_not_unreadable() -> None:
     model = load_stream("unknown flag: --bogus\nSee 'docker buildx build --help'.\n")
     r = build_report(model, exit_code=125, expected=["test"])
     assert r.progress == "ok" and [(s.name, s.status) for s in r.stages] == [("test", "skipped")]
+
+
+def _status_spans(text: str) -> dict[str, list[tuple[str, float, float, int]]]:
+    """vertex name -> [(status id, started, completed, current)], as last reported, from the raw objects."""
+    names: dict[str, str] = {}
+    last: dict[tuple[str, str], dict] = {}
+    for obj in json_objects(text):
+        for v in obj.get("vertexes") or ():
+            names[v["digest"]] = v["name"]
+        for st in obj.get("statuses") or ():
+            last[(st["vertex"], st["id"])] = st
+    out: dict[str, list[tuple[str, float, float, int]]] = {}
+    for (vx, sid), st in last.items():
+        if st.get("started") and st.get("completed"):
+            out.setdefault(names[vx], []).append((sid, _ts(st["started"]), _ts(st["completed"]), st.get("current", 0)))
+    return out
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_time_outside_the_stages_by_category_checked_against_the_step_list(version: str) -> None:
+    # A build that imports cache, rebuilds after a source change, exports the image, pushes it and exports
+    # its cache (mode=max) to the local registry; see the recording's .cmd.
+    text, _, r = _report("pipeline-push-cache", version)
+    vertices = {v["name"]: v for v in _vertices(text).values()}
+    spans = _status_spans(text)
+
+    def step_time(prefix: str) -> float:
+        return sum(v["completed"] - min(v["starts"]) for n, v in vertices.items() if n.startswith(prefix))
+
+    by = {o.category: o for o in r.overhead}
+    assert set(by) == {"definition", "context", "cache-import", "cache-export", "export", "push"}
+    assert by["definition"].steps == 3  # load build definition, load metadata, load .dockerignore
+    assert by["context"].steps == 1 and by["cache-import"].steps == 1 and by["cache-export"].steps == 1
+    assert by["cache-import"].duration_s == pytest.approx(step_time("importing cache manifest"), abs=0.002)
+    assert by["cache-export"].duration_s == pytest.approx(step_time("exporting cache"), abs=0.002)
+    # Pushing is statuses inside "exporting to image" ("pushing layers", "pushing manifest for …"): their time
+    # is push, the rest of the step export. Engine 26 also has a step "pushing <ref>" of its own.
+    inside = _busy([(a, b) for sid, a, b, _ in spans["exporting to image"] if sid.startswith("pushing ")])
+    own = [(min(v["starts"]), v["completed"]) for n, v in vertices.items() if n.startswith("pushing ")]
+    pushes = [(a, b) for sid, a, b, _ in spans["exporting to image"] if sid.startswith("pushing ")] + own
+    assert inside > 0 or own
+    assert by["push"].duration_s == pytest.approx(_busy(pushes), abs=0.002)
+    assert by["push"].steps == (1 if inside else 0) + len(own)
+    assert by["export"].duration_s == pytest.approx(step_time("exporting to image") - inside, abs=0.002)
+    # The bytes BuildKit reports: the context it transferred.
+    sent = sum(cur for sid, _, _, cur in spans["[internal] load build context"] if sid == "transferring context:")
+    assert by["context"].bytes == sent > 0
+    assert by["push"].bytes is None  # BuildKit reported no byte counts for this push (current 0)
+    line = render_report.terminal(r).splitlines()
+    largest = max(r.overhead, key=lambda o: o.duration_s)
+    assert line[-2].endswith(f"· {largest.category.replace('-', ' ')} {largest.duration_s:.1f}s")
+    assert line[-1].startswith("outside stages: " + largest.category.replace("-", " "))
+
+
+def test_overlapping_steps_of_one_category_count_once() -> None:
+    from sbuild.overhead import length, subtract, union
+
+    assert union([(0, 2), (1, 3), (5, 6), (6, 7)]) == [(0, 3), (5, 7)]
+    assert length(union([(0, 2), (1, 3), (5, 6)])) == 4
+    assert subtract([(0, 10)], [(2, 3), (5, 6)]) == [(0, 2), (3, 5), (6, 10)]
+    assert subtract([(0, 3)], [(0, 3)]) == []

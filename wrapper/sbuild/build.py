@@ -166,6 +166,7 @@ class _Build:
         self.attempt_count = 0
         self.retry_stop: str | None = None  # why retrying ended (retry_policy.STOPS); None: interrupted
         self.finalizing = False
+        self.finalize_span: tuple[float, float, int] | None = None  # sbuild's second build: when, and its steps
         self.copy_back: list[tuple[str, str]] = []  # (buildx's temp file, the special file it stands for)
         self.stdin_copy: str | None = None  # stdin (context or Dockerfile), kept for further attempts
         for note in self.notes:
@@ -423,7 +424,9 @@ class _Build:
                 self.say(f'every stage passed: now the deploy stage "{self.plan.deploy.key}" image'
                          + (" (tags, push)" if self.cmd.has("tag") or self.cmd.flag("push") else ""))
                 self.finalizing = True
+                t0 = time.time()
                 a = self._attempts()
+                self.finalize_span = (t0, time.time(), len(a.model.steps))
                 ok = a.result.exit_code == 0 and a.result.signal is None
             finished = time.time()
             image_id = self._outputs(a) if ok else None
@@ -622,6 +625,8 @@ class _Build:
                             cache_imported=[*cmd.values("cache-from"), *(cache.imports if cache else [])],
                             cache_exported=exported, cache_errors=self.export_errors, notes=self.notes,
                             attempts=self.attempt_count, pushed=pushed, retry_stop=self.retry_stop,
+                            finalize=self.finalize_span[:2] if self.finalize_span else None,
+                            finalize_steps=self.finalize_span[2] if self.finalize_span else 0,
                             retries=[{"attempt": r.attempt, "phase": r.phase, "reason": r.reason, "wait_s": r.wait_s}
                                      for r in self.retries])
 

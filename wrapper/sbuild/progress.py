@@ -19,6 +19,7 @@ from typing import NamedTuple
 LOG_TAIL_LINES = 40  # lines of output kept per step (failures show the last 20)
 LOG_LINE_MAX = 4096  # characters kept of one output line
 TEXT_TAIL_LINES = 200  # non-JSON lines kept (the final error and Dockerfile excerpt)
+STATUSES_PER_STEP = 256  # sub-task statuses kept per step (their times make the overhead report)
 
 # "[stage 2/4] RUN ...", "[target stage 2/4] ..." (bake), "[linux/arm64 stage 2/4] ..." (platforms),
 # "[2/4] ..." (a Dockerfile with one stage).
@@ -192,8 +193,8 @@ class Step:
     start-up path, and dataclasses cost ~8 ms to import.)"""
 
     __slots__ = ("_partial", "cached", "completed", "digest", "error", "first_started", "index", "instruction",
-                 "internal", "log_lines", "logs", "name", "order", "platform", "stage", "started", "target",
-                 "total")
+                 "internal", "log_lines", "logs", "name", "order", "platform", "stage", "started", "statuses",
+                 "target", "total")
 
     def __init__(self, digest: str, name: str, order: int, stage: str | None = None, target: str | None = None,
                  platform: str | None = None, index: int = 0, total: int = 0, instruction: str = "",
@@ -216,6 +217,9 @@ class Step:
         self.logs: deque[str] = deque(maxlen=LOG_TAIL_LINES)
         self.log_lines = 0
         self._partial: dict[int, str] = {}
+        # Sub-tasks BuildKit reports inside the step ("pushing layers", "transferring context:"), by id:
+        # [name, started, completed, current, total] as last reported; bounded (a step may push many layers).
+        self.statuses: dict[str, list[object]] = {}
 
     def __repr__(self) -> str:
         return f"Step({self.name!r}, cached={self.cached}, error={self.error!r})"
@@ -371,6 +375,10 @@ class BuildModel:
             self.events += 1
             step = steps.get(session + s.get("vertex", "") if session else s.get("vertex", ""))
             if step is not None:
+                sid = s.get("id", "")
+                if sid in step.statuses or len(step.statuses) < STATUSES_PER_STEP:
+                    step.statuses[sid] = [s.get("name", ""), s.get("started"), s.get("completed"),
+                                          s.get("current", 0) or 0, s.get("total", 0) or 0]
                 updates.append(("status", Status(step, s.get("id", ""), s.get("current", 0) or 0,
                                                  s.get("total", 0) or 0, bool(s.get("completed")))))
         for w in obj.get("warnings") or ():  # type: ignore[attr-defined]

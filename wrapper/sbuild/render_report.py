@@ -36,8 +36,12 @@ def terminal(report: Report, width: int = 100) -> str:
         lines.append(f"{r[0]:<{w[0]}}  {r[1]:<{w[1]}}  {r[2]:>{w[2]}}  {r[3]:>{w[3]}}  {r[4]:>{w[4]}}  "
                      f"{_short(r[5], room)}".rstrip())
     verdict = {"success": "built", "failed": "FAILED", "canceled": "CANCELED"}[report.status]
-    lines.append(f"{verdict} in {_secs(report.duration_s)} · {_ratio(report)} · internal {_secs(report.internal_s)}"
+    top = report.largest_overhead
+    lines.append(f"{verdict} in {_secs(report.duration_s)} · {_ratio(report)}"
+                 + (f" · {_label(top.category)} {_secs(top.duration_s)}" if top is not None else "")
                  + (f" · attempts {report.attempts}" if report.attempts > 1 else ""))
+    if report.overhead:
+        lines.append("outside stages: " + overhead_text(report))
     f = report.failure
     if f is not None:
         where = f" ({f.location})" if f.location else ""
@@ -45,6 +49,26 @@ def terminal(report: Report, width: int = 100) -> str:
     for t in report.tags:
         lines.append(f"tagged: {t}")
     return "\n".join(lines) + "\n"
+
+
+def _label(category: str) -> str:
+    return category.replace("-", " ")
+
+
+def _bytes(n: int) -> str:
+    for unit in ("B", "kB", "MB", "GB"):
+        if n < 1000 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000  # type: ignore[assignment]
+    return ""  # pragma: no cover
+
+
+def overhead_text(report: Report) -> str:
+    """"cache export 1.3s · cache import 0.4s · context 0.2s (987 B)": largest first."""
+    parts = []
+    for o in sorted(report.overhead, key=lambda o: -o.duration_s):
+        parts.append(f"{_label(o.category)} {_secs(o.duration_s)}" + (f" ({_bytes(o.bytes)})" if o.bytes else ""))
+    return " · ".join(parts)
 
 
 def markdown(report: Report) -> str:
@@ -62,6 +86,8 @@ def markdown(report: Report) -> str:
     if f is not None:
         out += ["", f"**Failed:** stage `{f.stage}` at `{f.step}`" + (f" ({f.location})" if f.location else ""), "",
                 "```", *f.output, "```"]
+    if report.overhead:
+        out += ["", "**Outside the stages:** " + overhead_text(report)]
     if report.tags:
         out += ["", "**Tags:** " + ", ".join(f"`{t}`" for t in report.tags)]
     return "\n".join(out) + "\n"
@@ -87,6 +113,13 @@ def trace(report: Report) -> dict[str, Any]:
                 "cname": "good" if st.cached else ("terrible" if st.error else "thread_state_running"),
                 "args": {"cached": st.cached, **({"error": st.error} if st.error else {})},
             })
+    if report.overhead_intervals:  # one track for the time outside the stages, a slice per busy interval
+        tid = len(report.stages) + 1
+        events.append({"ph": "M", "name": "thread_name", "pid": 1, "tid": tid, "args": {"name": "outside stages"}})
+        events.append({"ph": "M", "name": "thread_sort_index", "pid": 1, "tid": tid, "args": {"sort_index": tid}})
+        for cat, start, end in report.overhead_intervals:
+            events.append({"ph": "X", "pid": 1, "tid": tid, "ts": int(start * 1e6),
+                           "dur": max(1, int((end - start) * 1e6)), "name": _label(cat), "cat": "overhead"})
     return {"traceEvents": events, "displayTimeUnit": "ms"}
 
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from .progress import BuildModel, Step
 
-SCHEMA_VERSION = 2  # 2: "progress", and the "unknown" stage status
+SCHEMA_VERSION = 3  # 2: "progress", the "unknown" stage status; 3: "overhead" (internal_s kept as an alias)
 OUTPUT_TAIL = 20  # lines of the failing step's output kept in the report
 
 STATUSES = ("built", "cached", "failed", "canceled", "skipped", "unknown")  # unknown: progress unreadable
@@ -51,6 +51,14 @@ class Failure:
 
 
 @dataclass(frozen=True)
+class OverheadReport:
+    category: str  # overhead.CATEGORIES
+    duration_s: float  # busy time: the union of its steps' intervals
+    steps: int
+    bytes: int | None = None  # what BuildKit reported transferring, where it does
+
+
+@dataclass(frozen=True)
 class CacheSummary:
     steps: int
     cached_steps: int
@@ -70,7 +78,7 @@ class Report:
     attempts: int = 1
     tags: tuple[str, ...] = ()
     pushed: tuple[str, ...] = ()
-    internal_s: float = 0.0  # definition loading, context transfer, export, cache import/export
+    internal_s: float = 0.0  # deprecated alias (schema 3 only): span of BuildKit's own steps; see overhead
     failure: Failure | None = None
     warnings: tuple[str, ...] = ()
     retries: tuple[dict[str, Any], ...] = ()
@@ -78,6 +86,8 @@ class Report:
     notes: tuple[str, ...] = field(default=())
     progress: str = "ok"  # "unreadable": sbuild could not read buildx's progress stream; stages are unknown
     retry_stop: str | None = None  # why retrying ended: succeeded|count|timeout|permanent|cap; None: interrupted
+    overhead: tuple[OverheadReport, ...] = ()  # time outside the stages, by category
+    overhead_intervals: tuple[tuple[str, float, float], ...] = ()  # (category, start_s, end_s): trace only
 
     def to_json(self) -> dict[str, Any]:
         d = asdict(self)
@@ -85,9 +95,14 @@ class Report:
         d["cache"]["exported_to"] = list(self.cache.exported_to)
         d["cache"]["export_errors"] = list(self.cache.export_errors)
         # Stable key order: the schema the tests pin.
+        d["overhead"] = [{k: v for k, v in o.items() if v is not None or k != "bytes"} for o in d["overhead"]]
         keys = ("schema_version", "status", "exit_code", "duration_s", "attempts", "progress", "stages", "cache",
-                "tags", "pushed", "internal_s", "failure", "warnings", "retries", "retry_stop", "notes")
+                "tags", "pushed", "overhead", "internal_s", "failure", "warnings", "retries", "retry_stop", "notes")
         return {k: d[k] for k in keys}
+
+    @property
+    def largest_overhead(self) -> OverheadReport | None:
+        return max(self.overhead, key=lambda o: o.duration_s, default=None)
 
 
 def _r(x: float) -> float:
@@ -100,7 +115,8 @@ def build_report(model: BuildModel, *, exit_code: int, stage_order: list[str] | 
                  interrupted: bool = False, attempts: int = 1, cache_imported: list[str] | None = None,
                  cache_exported: list[str] | None = None, cache_errors: list[str] | None = None,
                  notes: list[str] | None = None, retries: list[dict[str, Any]] | None = None,
-                 pushed: list[str] | None = None, retry_stop: str | None = "succeeded") -> Report:
+                 pushed: list[str] | None = None, retry_stop: str | None = "succeeded",
+                 finalize: tuple[float, float] | None = None, finalize_steps: int = 0) -> Report:
     """Per-stage report of one build.
 
     stage_order: stage keys in Dockerfile order (for sorting); expected: the stages the build had to run
@@ -151,6 +167,9 @@ def build_report(model: BuildModel, *, exit_code: int, stage_order: list[str] | 
     total = sum(s.steps for s in stages)
     cached = sum(s.cached_steps for s in stages)
     internal_time = _span(internal)
+    from .overhead import categories
+
+    over = categories(model, finalize, finalize_steps)
     failure = _failure(model)
     status = "canceled" if interrupted else ("success" if exit_code == 0 else "failed")
     return Report(
@@ -160,7 +179,9 @@ def build_report(model: BuildModel, *, exit_code: int, stage_order: list[str] | 
         attempts=attempts, tags=tuple(tags or ()) if exit_code == 0 else (), internal_s=_r(internal_time),
         failure=failure, warnings=tuple(w.short for w in model.warnings), notes=tuple(notes or ()),
         retries=tuple(retries or ()), pushed=tuple(pushed or ()), progress="unreadable" if unreadable else "ok",
-        retry_stop=retry_stop)
+        retry_stop=retry_stop,
+        overhead=tuple(OverheadReport(c.category, c.duration_s, c.steps, c.bytes) for c in over),
+        overhead_intervals=tuple((c.category, _r(a - t0), _r(b - t0)) for c in over for a, b in c.intervals))
 
 
 def progress_unreadable(model: BuildModel, exit_code: int) -> bool:
@@ -175,6 +196,15 @@ def _span(steps: list[Step]) -> float:
     if not starts or not ends:
         return 0.0
     return max(0.0, max(ends) - min(starts))
+
+
+def _busy(steps: list[Step]) -> float:
+    """The union of the steps' intervals: where a stage's steps overlap (bake's copies, sessions per stage)
+    the time counts once, and time between them not at all."""
+    from .overhead import length, union
+
+    return length(union((s.first_started, s.completed) for s in steps
+                        if s.first_started is not None and s.completed is not None))
 
 
 def _stage(key: str, steps: dict[tuple[int, str], list[Step]], sources: list[Step], t0: float,
@@ -206,7 +236,7 @@ def _stage(key: str, steps: dict[tuple[int, str], list[Step]], sources: list[Ste
     if status is None:
         status = "cached" if n_cached == len(steps) else "built"
     starts = [c.first_started for c in every if c.first_started is not None]
-    return StageReport(key, status, len(steps), n_cached, _r(_span(every)), first_miss,
+    return StageReport(key, status, len(steps), n_cached, _r(_busy(every)), first_miss,
                        _r(min(starts) - t0) if starts else None, tuple(timeline))
 
 
