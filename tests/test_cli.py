@@ -228,3 +228,25 @@ def test_the_step_summary_has_the_opt_out_of_build_push_action(env: dict[str, st
 def test_recorded_help_is_what_the_fake_answers() -> None:
     # The fake's answers are the real recordings, not texts of its own.
     assert (DATA / "buildx-0.29-build-help.txt").read_text().count("--call") == 2
+
+
+def test_a_progress_stream_sbuild_cannot_read_is_said_and_reported_never_cached(
+        fake: Fake, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # A future buildx with another envelope: the recorded 0.29 stream, each event nested under a new key.
+    recorded = DATA / "streams" / "buildx-0.29" / "pipeline-warm-test"
+    framed = tmp_path / "framed"
+    lines = recorded.with_name(recorded.name + ".rawjson").read_text().splitlines()
+    framed.with_name("framed.rawjson").write_text(
+        "".join(json.dumps({"type": "progress", "data": json.loads(ln)}) + "\n" for ln in lines))
+    shutil.copy(recorded.with_name(recorded.name + ".cmd"), framed.with_name("framed.cmd"))
+    fake.stream(str(framed))
+    _pipeline(Path("app"))
+    r = tmp_path / "r.json"
+    assert cli.main(["--target", "test", "--report", str(r), "app"]) == 0  # buildx's exit code, kept
+    err = capsys.readouterr().err
+    assert err.count("sbuild: warning: could not read buildx's progress stream") == 1
+    rep = json.loads(r.read_text())
+    assert rep["progress"] == "unreadable"
+    assert [(s["name"], s["status"]) for s in rep["stages"]] == [("base", "unknown"), ("build", "unknown"),
+                                                                 ("test", "unknown")]
+    assert rep["cache"]["hit_ratio"] is None
