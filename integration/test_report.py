@@ -127,3 +127,22 @@ def test_time_outside_the_stages_on_a_real_push(example: Path, tmp_path: Path) -
     assert all(o["duration_s"] <= rep["duration_s"] for o in rep["overhead"])
     largest = max(rep["overhead"], key=lambda o: o["duration_s"])
     assert f"· {largest['category'].replace('-', ' ')} " in cp.stderr
+
+
+def test_live_view_shows_a_row_per_platform(example: Path) -> None:
+    import os
+    import re
+    import shlex
+
+    from .conftest import REGISTRY
+
+    inner = shlex.join([*sbuild_cmd(), "--platform", "linux/amd64,linux/386", "--build-arg",
+                        f"BASE_IMAGE={REGISTRY}/sbuild/busybox-multi:latest", "--stage", "test", "--no-cache",
+                        str(example)])
+    cp = subprocess.run(["script", "-qec", inner, "/dev/null"], capture_output=True, text=True, timeout=180,
+                        env={**os.environ, "TERM": "xterm", "COLUMNS": "140"})
+    assert cp.returncode == 0, cp.stdout[-2000:]
+    # The live rows say "N/M cached" (the final table does not): one beneath the stage for each platform.
+    out = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", cp.stdout)
+    for plat in ("linux/amd64", "linux/386"):
+        assert re.search(rf"{plat}\s+(running|built|cached)\s+\d+/\d+ cached", out), plat

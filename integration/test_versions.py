@@ -5,6 +5,7 @@ Each test compares sbuild with plain buildx on the same engine rather than with 
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import urllib.request
@@ -114,3 +115,40 @@ def test_progress_quiet_and_none_as_the_installed_buildx_has_them(mode: str) -> 
     assert ours.stderr == ""
     assert ours.stdout.startswith("sha256:") == plain.stdout.startswith("sha256:")
     assert (ours.stdout == "") == (plain.stdout == "")
+
+
+def test_two_platforms_every_stage_reported_for_each_and_pushed_as_one_index(tmp_path: Path) -> None:
+    # The two-platform base image scripts/setup-engine pushes (Debian's busybox-static for amd64 and i386).
+    from .conftest import json_objects
+
+    name = f"{REGISTRY}/sbuild-it/multi-{uuid.uuid4().hex[:8]}"
+    ctx = tmp_path / "ctx"
+    shutil.copytree(EXAMPLE, ctx)
+    r = tmp_path / "r.json"
+    cp = sbuild("--platform", "linux/amd64,linux/386", "--build-arg",
+                f"BASE_IMAGE={REGISTRY}/sbuild/busybox-multi:latest", "--stage", "test,deploy", "--push",
+                "-t", f"{name}:1", "--progress=rawjson", "--report", str(r), str(ctx))
+    assert cp.returncode == 0, cp.stderr[-3000:]
+    rep = report(r)
+    # BuildKit's own step list, read from the stream independently of sbuild: one step per platform.
+    # "[linux/386 base 2/3] RUN …", or under bake "[test linux/386 base 2/3] RUN …".
+    step = re.compile(r"^\[(?:\S+ )?(?P<plat>linux/\w+) (?P<stage>\S+) (?P<i>\d+)/\d+\] (?P<instr>.*)$", re.S)
+    keys = {(m["plat"], m["stage"], m["i"], m["instr"]) for obj in json_objects(cp.stderr)
+            for v in obj.get("vertexes") or () if (m := step.match(v["name"])) and not m["instr"].startswith("FROM ")}
+    assert {k[0] for k in keys} == {"linux/amd64", "linux/386"}
+    assert rep["cache"]["steps"] == len(keys)
+    for st in rep["stages"]:
+        assert [p["platform"] for p in st["platforms"]] == ["linux/386", "linux/amd64"], st
+        assert st["steps"] == sum(p["steps"] for p in st["platforms"])
+        assert st["steps"] == len([k for k in keys if k[1] == st["name"]])
+    index = _manifest(f"{name}:1")
+    pushed = {f"{d['platform']['os']}/{d['platform']['architecture']}" for d in index["manifests"]}
+    assert {"linux/amd64", "linux/386"} <= pushed
+
+
+def test_quiet_prints_only_what_buildx_prints(tmp_path: Path) -> None:
+    # `-q` with several stages: the image ID and nothing of sbuild's own ("every stage passed: …").
+    cp = sbuild("-q", "--stage", "test,deploy", str(EXAMPLE))
+    assert cp.returncode == 0, cp.stderr
+    assert cp.stderr == ""
+    assert cp.stdout.startswith("sha256:") and cp.stdout.count("\n") == 1

@@ -22,7 +22,7 @@ STREAMS = Path(__file__).parent / "data" / "streams"
 # One directory per buildx version of the support matrix: 0.13.1 writes indented JSON objects, 0.29.1 one
 # compact object per line. Every report test runs on both.
 VERSIONS = ["buildx-0.13", "buildx-0.29"]
-NAME = re.compile(r"^\[(?:(?P<target>\S+) )?(?P<stage>[^\s\]]+) (?P<i>\d+)/(?P<n>\d+)\] (?P<instr>.*)$", re.S)
+NAME = re.compile(r"^\[(?:(?P<target>\S+(?: \S+)?) )?(?P<stage>[^\s\]]+) (?P<i>\d+)/(?P<n>\d+)\] (?P<instr>.*)$", re.S)
 SINGLE = re.compile(r"^\[(?P<i>\d+)/(?P<n>\d+)\] (?P<instr>.*)$", re.S)
 
 
@@ -51,11 +51,13 @@ def _expected(text: str, single: str) -> dict[str, dict]:
         if not m:
             continue
         stage = m.groupdict().get("stage") or single
+        words = (m.groupdict().get("target") or "").split()
+        platform = next((w for w in words if "/" in w), "")  # "[linux/386 base 2/3]": a step per platform
         st = stages.setdefault(stage, {"steps": {}, "spans": []})
         if v["completed"] is not None and v["starts"]:
             st["spans"].append((min(v["starts"]), v["completed"]))
         if not m.group("instr").startswith("FROM "):
-            key = (int(m.group("i")), m.group("instr"))
+            key = (platform, int(m.group("i")), m.group("instr"))
             st["steps"].setdefault(key, True)
             if v["completed"] is not None:  # copies bake announced but never ran do not count
                 st["steps"][key] = st["steps"][key] and v["cached"]
@@ -77,7 +79,7 @@ def _busy(spans: list[tuple[float, float]]) -> float:
 
 
 CASES = ["pipeline-cold-test", "pipeline-warm-test", "pipeline-bake", "pipeline-bake-all", "pipeline-warm-registry",
-         "pipeline-fail-test", "single-stage"]
+         "pipeline-fail-test", "single-stage", "pipeline-2platform-test", "pipeline-push-cache"]
 
 
 ORDER = ["base", "build", "lint", "test", "static-analysis", "deploy"]  # examples/pipeline
@@ -231,7 +233,8 @@ def test_log_memory_is_bounded() -> None:
     assert len(step._partial[1]) <= 4096
 
 
-@pytest.mark.parametrize("name", ["pipeline-cold-test", "pipeline-warm-test", "pipeline-bake", "single-stage"])
+@pytest.mark.parametrize("name", ["pipeline-cold-test", "pipeline-warm-test", "pipeline-bake", "single-stage",
+                                  "pipeline-2platform-test"])
 def test_the_same_build_gives_the_same_report_on_both_pairs(name: str) -> None:
     # The same command on Engine 26.1.5 + buildx 0.13.1 and on Engine 28.5.2 + buildx 0.29.1 (the .cmd files),
     # where the command fixes what is cached (--no-cache, or the rebuild right after it). The others depend on
@@ -340,3 +343,34 @@ def test_overlapping_steps_of_one_category_count_once() -> None:
     assert length(union([(0, 2), (1, 3), (5, 6)])) == 4
     assert subtract([(0, 10)], [(2, 3), (5, 6)]) == [(0, 2), (3, 5), (6, 10)]
     assert subtract([(0, 3)], [(0, 3)]) == []
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_every_stage_is_reported_for_every_platform(version: str) -> None:
+    # examples/pipeline for linux/amd64 and linux/386 (the recording's .cmd): BuildKit runs each step once per
+    # platform, so the report counts both, and gives each stage a row per platform.
+    text, _, r = _report("pipeline-2platform-test", version)
+    ran = {v["name"] for v in _vertices(text).values() if NAME.match(v["name"]) and " FROM " not in v["name"]
+           and not NAME.match(v["name"]).group("instr").startswith("FROM ")}
+    assert len(ran) == 12 and r.cache.steps == 12  # BuildKit's own step list: 6 steps x 2 platforms
+    for st in r.stages:
+        assert [p.platform for p in st.platforms] == ["linux/386", "linux/amd64"]
+        assert sum(p.steps for p in st.platforms) == st.steps
+        assert sum(p.cached_steps for p in st.platforms) == st.cached_steps
+        for p in st.platforms:  # a platform's first miss is one of its own steps
+            assert p.first_miss is None or p.first_miss.startswith(f"[{p.platform} {st.name} ")
+    js = r.to_json()
+    assert list(js["stages"][0]["platforms"][0]) == ["platform", "status", "steps", "cached_steps", "duration_s",
+                                                    "first_miss"]
+    table = render_report.terminal(r).splitlines()
+    assert table[1].startswith("base ") and table[2].lstrip().startswith("linux/386") and \
+        table[3].lstrip().startswith("linux/amd64")
+    assert "| ↳ linux/386 |" in render_report.markdown(r)
+    tracks = {e["args"]["name"] for e in render_report.trace(r)["traceEvents"] if e.get("name") == "thread_name"}
+    assert {"test linux/386", "test linux/amd64", "base linux/386"} <= tracks
+
+
+def test_a_single_platform_build_has_no_platforms_key() -> None:
+    _, _, r = _report("pipeline-cold-test")
+    assert all(st.platforms == () for st in r.stages)
+    assert all("platforms" not in st for st in r.to_json()["stages"])

@@ -173,6 +173,9 @@ class _Build:
             self.say(note)
 
     def say(self, line: str) -> None:
+        # --progress=quiet (-q) prints only what buildx prints in quiet mode: sbuild's errors, nothing else.
+        if self.mode == "quiet" and not line.startswith("error"):
+            return
         self.err.write(f"sbuild: {self.masker.text(line)}\n")
 
     def tmp(self, name: str) -> str:

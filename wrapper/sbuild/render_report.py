@@ -29,6 +29,9 @@ def terminal(report: Report, width: int = 100) -> str:
     for s in report.stages:
         rows.append((s.name, s.status, str(s.steps), f"{s.cached_steps}/{s.steps}", _secs(s.duration_s),
                      s.first_miss or "-"))
+        for p in s.platforms:  # a row per platform beneath the stage's totals
+            rows.append((f"  {p.platform}", p.status, str(p.steps), f"{p.cached_steps}/{p.steps}",
+                         _secs(p.duration_s), p.first_miss or "-"))
     w = [max(len(r[i]) for r in rows) for i in range(5)]
     room = max(20, width - sum(w) - 10)
     lines = []
@@ -82,6 +85,10 @@ def markdown(report: Report) -> str:
         miss = f"`{s.first_miss}`" if s.first_miss else ""
         out.append(f"| {s.name} | {s.status} | {s.steps} | {s.cached_steps} | {s.duration_s:.1f} s | "
                    f"{miss.replace('|', '∣')} |")
+        for p in s.platforms:
+            pmiss = f"`{p.first_miss}`" if p.first_miss else ""
+            out.append(f"| ↳ {p.platform} | {p.status} | {p.steps} | {p.cached_steps} | {p.duration_s:.1f} s | "
+                       f"{pmiss.replace('|', '∣')} |")
     f = report.failure
     if f is not None:
         out += ["", f"**Failed:** stage `{f.stage}` at `{f.step}`" + (f" ({f.location})" if f.location else ""), "",
@@ -101,12 +108,21 @@ def trace(report: Report) -> dict[str, Any]:
         {"ph": "X", "name": f"build ({report.status})", "pid": 1, "tid": 0, "ts": 0,
          "dur": int(report.duration_s * 1e6), "args": {"exit_code": report.exit_code}},
     ]
-    for i, s in enumerate(report.stages, 1):
-        events.append({"ph": "M", "name": "thread_name", "pid": 1, "tid": i, "args": {"name": s.name}})
-        events.append({"ph": "M", "name": "thread_sort_index", "pid": 1, "tid": i, "args": {"sort_index": i}})
+    from .progress import classify_name
+
+    tracks: dict[tuple[str, str], int] = {}  # (stage, platform) -> tid: a track per platform of a stage
+    for s in report.stages:
+        for p in [q.platform for q in s.platforms] or [""]:
+            tid = tracks[(s.name, p)] = len(tracks) + 1
+            events.append({"ph": "M", "name": "thread_name", "pid": 1, "tid": tid,
+                           "args": {"name": f"{s.name} {p}".strip()}})
+            events.append({"ph": "M", "name": "thread_sort_index", "pid": 1, "tid": tid, "args": {"sort_index": tid}})
+    for s in report.stages:
         for st in s.timeline:
             if st.started_s is None:
                 continue
+            plat = classify_name(st.name)[3] or "" if s.platforms else ""
+            i = tracks.get((s.name, plat), tracks[(s.name, s.platforms[0].platform if s.platforms else "")])
             events.append({
                 "ph": "X", "pid": 1, "tid": i, "ts": int(st.started_s * 1e6), "dur": max(1, int(st.duration_s * 1e6)),
                 "name": st.name + (" (cached)" if st.cached else ""), "cat": "cached" if st.cached else "step",
@@ -114,7 +130,7 @@ def trace(report: Report) -> dict[str, Any]:
                 "args": {"cached": st.cached, **({"error": st.error} if st.error else {})},
             })
     if report.overhead_intervals:  # one track for the time outside the stages, a slice per busy interval
-        tid = len(report.stages) + 1
+        tid = len(tracks) + 1
         events.append({"ph": "M", "name": "thread_name", "pid": 1, "tid": tid, "args": {"name": "outside stages"}})
         events.append({"ph": "M", "name": "thread_sort_index", "pid": 1, "tid": tid, "args": {"sort_index": tid}})
         for cat, start, end in report.overhead_intervals:

@@ -52,31 +52,11 @@ class TtyRenderer:
         now = time.time()
         for key in keys:
             ss = by_stage.get(key, [])
-            real: dict[tuple[int, str], bool] = {}  # bake reports a shared step once per target
-            for s in ss:
-                if not s.is_source:
-                    real[(s.index, s.instruction)] = real.get((s.index, s.instruction), True) and s.cached
-            cached = sum(real.values())
-            active = [s for s in ss if s.started is not None and s.completed is None]
-            failed = [s for s in ss if s.error and "context canceled" not in s.error]
-            running += active
-            if failed:
-                icon, state, style = "✘", "failed", "red"
-            elif active:
-                icon, state, style = spin, "running", "cyan"
-            elif not any(s.started is not None for s in ss):
-                icon, state, style = "·", "waiting", "dim"
-            elif real and cached == len(real):
-                icon, state, style = "✔", "cached", "green"
-            else:
-                icon, state, style = "✔", "built", "green"
-            starts = [s.first_started for s in ss if s.first_started]
-            ends = [s.completed or now for s in ss]
-            elapsed = f"{max(ends) - min(starts):.1f}s" if starts and ends else ""
-            current = active[-1].display if active else (failed[0].display if failed else "")
-            table.add_row(Text(icon, style=style), Text(key, style="bold"), Text(state, style=style),
-                          Text(f"{cached}/{len(real)} cached" if real else "", style="dim"),
-                          Text(elapsed), Text(self.mask(current), style="dim", overflow="ellipsis", no_wrap=True))
+            running += self._row(table, key, ss, spin, now, bold=True)
+            platforms = sorted({s.platform for s in ss if s.platform})
+            if len(platforms) > 1:  # a row per platform beneath the stage
+                for p in platforms:
+                    self._row(table, f"  {p}", [s for s in ss if s.platform == p], spin, now, bold=False)
         parts: list[RenderableType] = [table]
         if running:
             lines = [ln for s in running for ln in list(s.logs)[-TAIL:]][-TAIL:]
@@ -84,6 +64,35 @@ class TtyRenderer:
                 parts.append(Text("\n".join(self.mask(ln) for ln in lines), style="dim", overflow="ellipsis",
                                   no_wrap=True))
         return Group(*parts)
+
+    def _row(self, table: Table, label: str, ss: list[Step], spin: str, now: float, bold: bool) -> list[Step]:
+        """One line of the live table for these steps (a stage's, or one platform's of it); its running steps."""
+        real: dict[tuple[int, str, str], bool] = {}  # bake reports a shared step once per target
+        for s in ss:
+            if not s.is_source:  # ... and a multi-platform build runs it once per platform
+                k = (s.index, s.platform or "", s.instruction)
+                real[k] = real.get(k, True) and s.cached
+        cached = sum(real.values())
+        active = [s for s in ss if s.started is not None and s.completed is None]
+        failed = [s for s in ss if s.error and "context canceled" not in s.error]
+        if failed:
+            icon, state, style = "✘", "failed", "red"
+        elif active:
+            icon, state, style = spin, "running", "cyan"
+        elif not any(s.started is not None for s in ss):
+            icon, state, style = "·", "waiting", "dim"
+        elif real and cached == len(real):
+            icon, state, style = "✔", "cached", "green"
+        else:
+            icon, state, style = "✔", "built", "green"
+        starts = [s.first_started for s in ss if s.first_started]
+        ends = [s.completed or now for s in ss]
+        elapsed = f"{max(ends) - min(starts):.1f}s" if starts and ends else ""
+        current = active[-1].display if active else (failed[0].display if failed else "")
+        table.add_row(Text(icon, style=style), Text(label, style="bold" if bold else ""), Text(state, style=style),
+                      Text(f"{cached}/{len(real)} cached" if real else "", style="dim"),
+                      Text(elapsed), Text(self.mask(current), style="dim", overflow="ellipsis", no_wrap=True))
+        return active
 
     def close(self) -> None:
         if self.live.is_started:

@@ -30,6 +30,18 @@ class StepReport:
 
 
 @dataclass(frozen=True)
+class PlatformReport:
+    """One platform's part of a stage, when several were built."""
+
+    platform: str
+    status: str
+    steps: int
+    cached_steps: int
+    duration_s: float
+    first_miss: str | None
+
+
+@dataclass(frozen=True)
 class StageReport:
     name: str
     status: str  # built | cached | failed | canceled | skipped | unknown
@@ -39,6 +51,7 @@ class StageReport:
     first_miss: str | None  # the step where cache stopped (None: all cached, or nothing ran)
     started_s: float | None = None
     timeline: tuple[StepReport, ...] = ()
+    platforms: tuple[PlatformReport, ...] = ()  # when more than one platform was built; totals are over all
 
 
 @dataclass(frozen=True)
@@ -96,6 +109,9 @@ class Report:
         d["cache"]["export_errors"] = list(self.cache.export_errors)
         # Stable key order: the schema the tests pin.
         d["overhead"] = [{k: v for k, v in o.items() if v is not None or k != "bytes"} for o in d["overhead"]]
+        for st in d["stages"]:  # "platforms" only where several were built
+            if not st["platforms"]:
+                del st["platforms"]
         keys = ("schema_version", "status", "exit_code", "duration_s", "attempts", "progress", "stages", "cache",
                 "tags", "pushed", "overhead", "internal_s", "failure", "warnings", "retries", "retry_stop", "notes")
         return {k: d[k] for k in keys}
@@ -127,7 +143,8 @@ def build_report(model: BuildModel, *, exit_code: int, stage_order: list[str] | 
     t0 = model.first_time if model.first_time is not None else (started or 0.0)
     wall = (finished - started) if (started is not None and finished is not None) else \
         ((model.last_time or t0) - t0)
-    groups: dict[str, dict[tuple[int, str], list[Step]]] = {}
+    # A step is (index, platform, instruction): a multi-platform build runs each step once per platform.
+    groups: dict[str, dict[tuple[int, str, str], list[Step]]] = {}
     sources: dict[str, list[Step]] = {}
     internal: list[Step] = []
     for s in model.steps.values():
@@ -139,7 +156,7 @@ def build_report(model: BuildModel, *, exit_code: int, stage_order: list[str] | 
             sources.setdefault(key, []).append(s)
             groups.setdefault(key, {})
         else:
-            groups.setdefault(key, {}).setdefault((s.index, s.instruction), []).append(s)
+            groups.setdefault(key, {}).setdefault((s.index, s.platform or "", s.instruction), []).append(s)
 
     failed_build = exit_code != 0
     unreadable = progress_unreadable(model, exit_code)
@@ -207,13 +224,13 @@ def _busy(steps: list[Step]) -> float:
                         if s.first_started is not None and s.completed is not None))
 
 
-def _stage(key: str, steps: dict[tuple[int, str], list[Step]], sources: list[Step], t0: float,
+def _stage(key: str, steps: dict[tuple[int, str, str], list[Step]], sources: list[Step], t0: float,
            build_failed: bool) -> StageReport:
     timeline: list[StepReport] = []
     n_cached = 0
     first_miss = None
     status = None
-    for (index, _instr), copies in sorted(steps.items()):
+    for (index, _platform, _instr), copies in sorted(steps.items()):
         # Under bake a shared step has a copy per target: BuildKit runs one and reports the others cached,
         # or announces them and never starts them. The copies that completed cleanly decide.
         ok = [c for c in copies if c.completed is not None and not c.error]
@@ -236,8 +253,18 @@ def _stage(key: str, steps: dict[tuple[int, str], list[Step]], sources: list[Ste
     if status is None:
         status = "cached" if n_cached == len(steps) else "built"
     starts = [c.first_started for c in every if c.first_started is not None]
+    platforms: tuple[PlatformReport, ...] = ()
+    names = sorted({p for _, p, _ in steps} | {s.platform or "" for s in sources})
+    if len(names) > 1:
+        parts = []
+        for p in names:
+            sub = _stage(key, {k: v for k, v in steps.items() if k[1] == p},
+                         [s for s in sources if (s.platform or "") == p], t0, build_failed)
+            parts.append(PlatformReport(p or "?", sub.status, sub.steps, sub.cached_steps, sub.duration_s,
+                                        sub.first_miss))
+        platforms = tuple(parts)
     return StageReport(key, status, len(steps), n_cached, _r(_busy(every)), first_miss,
-                       _r(min(starts) - t0) if starts else None, tuple(timeline))
+                       _r(min(starts) - t0) if starts else None, tuple(timeline), platforms)
 
 
 def _failure(model: BuildModel) -> Failure | None:
