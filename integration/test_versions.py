@@ -152,3 +152,23 @@ def test_quiet_prints_only_what_buildx_prints(tmp_path: Path) -> None:
     assert cp.returncode == 0, cp.stderr
     assert cp.stderr == ""
     assert cp.stdout.startswith("sha256:") and cp.stdout.count("\n") == 1
+
+
+@pytest.mark.parametrize("flag", ["--exclude=*.md", "--parents"])
+def test_newer_copy_flags_without_a_directive_are_left_to_the_builder_s_frontend(flag: str, tmp_path: Path) -> None:
+    # No `# syntax=`: the builder's built-in frontend judges. Engine 26's (Dockerfile 1.7) has neither flag;
+    # Engine 28's has --exclude (stable since 1.19) but not --parents (1.20). sbuild must never refuse first.
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "keep.txt").write_text("a\n")
+    (tmp_path / "src" / "skip.md").write_text("b\n")
+    (tmp_path / "Dockerfile").write_text(f"FROM sbuild-busybox AS src\nCOPY {flag} src/keep.txt src/skip.md /out/\n"
+                                         "FROM src AS final\nRUN ls -R /out\n")
+    plain = docker("buildx", "build", "--progress=plain", str(tmp_path), check=False)
+    r = tmp_path / "r.json"
+    ours = sbuild("--stage", "src,final", "--report", str(r), str(tmp_path))
+    assert ours.returncode == plain.returncode, (ours.stderr[-1500:], plain.stderr[-1500:])
+    if plain.returncode != 0:
+        assert f"unknown flag: {flag.split('=')[0].lstrip('-')}" in plain.stderr.replace("--", "")
+        assert "unknown flag" in ours.stderr  # buildx's own refusal, passed on
+    else:
+        assert [s["name"] for s in report(r)["stages"]] == ["src", "final"]

@@ -131,8 +131,9 @@ def test_unknown_stage_message_lists_stages_and_suggests() -> None:
 
 def test_json_form_keys_are_pinned() -> None:
     js = stages.to_json(stages.read(str(EXAMPLE)))
-    assert js["schema_version"] == 1
-    assert list(js) == ["schema_version", "file", "default", "deploy", "args", "stages"]
+    assert js["schema_version"] == 2
+    assert list(js) == ["schema_version", "file", "syntax", "frontend", "default", "deploy", "args", "stages"]
+    assert js["syntax"] is None and js["frontend"] == {"kind": "builtin", "version": None, "labs": False}
     assert list(js["stages"][0]) == ["index", "name", "key", "base", "base_expanded", "platform", "description",
                                      "line", "needs", "needed_by", "images", "default", "deploy"]
     json.dumps(js)

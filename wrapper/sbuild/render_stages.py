@@ -19,4 +19,5 @@ def render_table(graph: StageGraph, deploy: str | None = None) -> str:
              for r in rows]
     lines.append(f"* deploy stage{' (the last stage)' if deploy == graph.default.key else ''}: "
                  "gets the tags and outputs")
+    lines.append(f"read for {graph.frontend.describe()}")
     return "\n".join(lines) + "\n"

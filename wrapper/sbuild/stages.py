@@ -14,23 +14,17 @@ from collections.abc import Iterable, Mapping
 from typing import NamedTuple
 
 from .errors import DockerfileError
+from .frontend import Frontend
 from .shell_words import ExpandError, expand
 
-SCHEMA_VERSION = 1
+_BUILTIN = Frontend("builtin", None, None, False)
+
+SCHEMA_VERSION = 2  # 2: "syntax" and "frontend"
 
 INSTRUCTIONS = ("ADD", "ARG", "CMD", "COPY", "ENTRYPOINT", "ENV", "EXPOSE", "FROM", "HEALTHCHECK", "LABEL",
                 "MAINTAINER", "ONBUILD", "RUN", "SHELL", "STOPSIGNAL", "USER", "VOLUME", "WORKDIR")
 
-# Flags each instruction accepts in BuildKit 0.13 (Dockerfile frontend 1.7), by type.
-_STR, _BOOL, _MULTI = "string", "bool", "strings"
-_FLAGS: dict[str, dict[str, str]] = {
-    "ADD": {"chown": _STR, "chmod": _STR, "link": _BOOL, "keep-git-dir": _BOOL, "checksum": _STR},
-    "COPY": {"chown": _STR, "from": _STR, "chmod": _STR, "link": _BOOL},
-    "FROM": {"platform": _STR},
-    "RUN": {"mount": _MULTI, "network": _STR},
-    "HEALTHCHECK": {"interval": _STR, "timeout": _STR, "start-period": _STR, "start-interval": _STR,
-                    "retries": _STR},
-}
+_STR, _BOOL, _MULTI = "string", "bool", "strings"  # flag value types (frontend.FLAGS has each flag's)
 
 AUTOMATIC_PLATFORM_ARGS = ("BUILDPLATFORM", "BUILDOS", "BUILDARCH", "BUILDVARIANT",
                            "TARGETPLATFORM", "TARGETOS", "TARGETARCH", "TARGETVARIANT")
@@ -67,11 +61,13 @@ class Stage(NamedTuple):
 class StageGraph:
     """The stages of a Dockerfile, in file order. Immutable by convention."""
 
-    __slots__ = ("_by_key", "directives", "escape", "file", "meta_args", "stages")
+    __slots__ = ("_by_key", "directives", "escape", "file", "frontend", "meta_args", "stages")
 
     def __init__(self, stages: tuple[Stage, ...], meta_args: tuple[tuple[str, str | None], ...] = (),
-                 escape: str = "\\", directives: tuple[tuple[str, str], ...] = (), file: str = "Dockerfile") -> None:
+                 escape: str = "\\", directives: tuple[tuple[str, str], ...] = (), file: str = "Dockerfile",
+                 frontend: Frontend | None = None) -> None:
         self.stages = stages
+        self.frontend = frontend or _BUILTIN
         self.meta_args = meta_args
         self.escape = escape
         self.directives = directives
@@ -177,29 +173,40 @@ def _with_suggestion(msg: str, value: str, options: Iterable[str], case_sensitiv
     return f"{msg} (did you mean {s}?)" if s else msg
 
 
-def _parse_flags(instr: str, raw: Iterable[str]) -> dict[str, list[str]]:
-    known = _FLAGS.get(instr, {})
+def _parse_flags(instr: str, raw: Iterable[str], fe: Frontend | None = None) -> dict[str, list[str]]:
+    """The flags as BuildKit's parser reads them, for the frontend that will run (frontend.py decides which
+    exist). For someone's own frontend (`fe.kind == "other"`) nothing is refused."""
+    from . import frontend
+
+    fe = fe or _BUILTIN
     used: dict[str, list[str]] = {}
     for arg in raw:
         if not arg.startswith("--"):
+            if fe.kind == "other":
+                continue
             raise _InstrError(f"Arg should start with -- : {arg}")
         if arg == "--":
             break
         name, eq, value = arg[2:].partition("=")
-        kind = known.get(name)
-        if kind is None:
-            raise _InstrError(_with_suggestion(f"unknown flag: {name}", name, known, True))
+        refusal = frontend.check_flag(fe, instr, name)
+        if refusal == "unknown flag":
+            raise _InstrError(_with_suggestion(f"unknown flag: {name}", name, frontend.flags_of(fe, instr), True))
+        if refusal is not None:
+            raise _InstrError(refusal)
+        kind = frontend.FLAGS[(instr, name)][0] if (instr, name) in frontend.FLAGS else _STR
         if name in used and kind != _MULTI:
+            if fe.kind == "other":
+                continue
             raise _InstrError(f"Duplicate flag specified: {name}")
         if kind == _BOOL:
-            if eq and value == "":
+            if eq and value == "" and fe.kind != "other":
                 raise _InstrError(f"Missing a value on flag: {name}")
             low = value.lower()
-            if low not in ("", "true", "false"):
+            if low not in ("", "true", "false") and fe.kind != "other":
                 raise _InstrError(f"Expecting boolean value for flag {name}, not: {value}")
             used.setdefault(name, []).append(low or "true")
         else:
-            if not eq:
+            if not eq and fe.kind != "other":
                 raise _InstrError(f"Missing a value on flag: {name}")
             used.setdefault(name, []).append(value)
     return used
@@ -227,8 +234,11 @@ def _mount_from(value: str) -> str | None:
 
 
 def _validate(instr: str, args: list[str], flags: tuple[str, ...], is_json: bool,
-              original: str) -> dict[str, list[str]]:
-    """Raise _InstrError with BuildKit's message if BuildKit's instruction parser would refuse this."""
+              original: str, fe: Frontend | None = None) -> dict[str, list[str]]:
+    """Raise _InstrError with BuildKit's message if the frontend that will run would refuse this. Someone's
+    own frontend judges its file itself: for it only the flags the stage graph needs are read."""
+    if fe is not None and fe.kind == "other":
+        return _parse_flags(instr, flags, fe)
     def at_least_one() -> None:
         if not args:
             raise _InstrError(f"{instr} requires at least one argument")
@@ -245,17 +255,17 @@ def _validate(instr: str, args: list[str], flags: tuple[str, ...], is_json: bool
             raise _InstrError(f"{instr} names can not be blank")
 
     if instr in ("ENV", "LABEL"):
-        f = _parse_flags(instr, flags)
+        f = _parse_flags(instr, flags, fe)
         kvps()
         return f
     if instr == "MAINTAINER":
         exactly_one()
-        return _parse_flags(instr, flags)
+        return _parse_flags(instr, flags, fe)
     if instr in ("ADD", "COPY"):
         if len(args) < 2:
             raise _InstrError(f"{instr} requires at least two arguments, but only one was provided. "
                               "Destination could not be determined")
-        f = _parse_flags(instr, flags)
+        f = _parse_flags(instr, flags, fe)
         if _HEREDOC_WORD.match(args[-1]):
             raise _InstrError(f"{instr} cannot accept a heredoc as a destination")
         return f
@@ -266,10 +276,10 @@ def _validate(instr: str, args: list[str], flags: tuple[str, ...], is_json: bool
                                   "or contain symbols")
         elif len(args) != 1:
             raise _InstrError("FROM requires either one or three arguments")
-        return _parse_flags(instr, flags)
+        return _parse_flags(instr, flags, fe)
     if instr == "ONBUILD":
         at_least_one()
-        f = _parse_flags(instr, flags)
+        f = _parse_flags(instr, flags, fe)
         trigger = args[0].strip().upper()
         if trigger == "ONBUILD":
             raise _InstrError("Chaining ONBUILD via `ONBUILD ONBUILD` isn't allowed")
@@ -278,14 +288,14 @@ def _validate(instr: str, args: list[str], flags: tuple[str, ...], is_json: bool
         return f
     if instr == "WORKDIR":
         exactly_one()
-        return _parse_flags(instr, flags)
+        return _parse_flags(instr, flags, fe)
     if instr == "RUN":
-        f = _parse_flags(instr, flags)
+        f = _parse_flags(instr, flags, fe)
         for m in f.get("mount", ()):
             _mount_from(m)
         return f
     if instr in ("CMD", "ENTRYPOINT"):
-        return _parse_flags(instr, flags)
+        return _parse_flags(instr, flags, fe)
     if instr == "HEALTHCHECK":
         at_least_one()
         typ = args[0].upper()
@@ -293,7 +303,7 @@ def _validate(instr: str, args: list[str], flags: tuple[str, ...], is_json: bool
             if len(args) > 1:
                 raise _InstrError("HEALTHCHECK NONE takes no arguments")
             return {}
-        f = _parse_flags(instr, flags)
+        f = _parse_flags(instr, flags, fe)
         if typ != "CMD":
             raise _InstrError(f'Unknown type "{typ}" in HEALTHCHECK (try CMD)')
         if len(args) < 2:
@@ -301,13 +311,13 @@ def _validate(instr: str, args: list[str], flags: tuple[str, ...], is_json: bool
         return f
     if instr in ("EXPOSE", "VOLUME"):
         at_least_one()
-        f = _parse_flags(instr, flags)
+        f = _parse_flags(instr, flags, fe)
         if instr == "VOLUME" and any(not a.strip() for a in args):
             raise _InstrError("VOLUME specified can not be an empty string")
         return f
     if instr == "USER":
         exactly_one()
-        return _parse_flags(instr, flags)
+        return _parse_flags(instr, flags, fe)
     if instr == "STOPSIGNAL":
         exactly_one()
         return {}
@@ -317,7 +327,7 @@ def _validate(instr: str, args: list[str], flags: tuple[str, ...], is_json: bool
             raise _InstrError("ARG names can not be blank")
         return {}
     if instr == "SHELL":
-        f = _parse_flags(instr, flags)
+        f = _parse_flags(instr, flags, fe)
         if not args:
             raise _InstrError("SHELL requires at least one argument")
         if not is_json:
@@ -409,9 +419,12 @@ def parse(text: str, *, build_args: Mapping[str, str] | None = None, file: str =
     """Read a Dockerfile as BuildKit does. Raises DockerfileError (with the line) where BuildKit would."""
     import dockerfile
 
+    from . import frontend
+
     build_args = dict(build_args or {})
     dirs = directives(text)
     escape = dict(dirs).get("escape", "\\")
+    fe = frontend.of(dict(dirs), build_args)
     try:
         cmds = _go_parse(text)
     except dockerfile.GoParseError as e:
@@ -430,7 +443,7 @@ def parse(text: str, *, build_args: Mapping[str, str] | None = None, file: str =
         comments = _comments_before(lines, prev_end, c.start_line - 1)
         prev_end = c.end_line
         try:
-            flags = _validate(instr, args, c.flags, c.json, c.cmd)
+            flags = _validate(instr, args, c.flags, c.json, c.cmd, fe)
         except _InstrError as e:
             raise DockerfileError(_located(str(e), c.start_line), line=c.start_line, file=file) from None
         if not stages:
@@ -480,7 +493,7 @@ def parse(text: str, *, build_args: Mapping[str, str] | None = None, file: str =
                     st["refs"].append(frm)  # type: ignore[attr-defined]
     if not stages:
         raise DockerfileError("no build stage in current context", file=file)
-    return _link(stages, meta_args, escape, dirs, file)
+    return _link(stages, meta_args, escape, dirs, file, fe)
 
 
 def _located(msg: str, line: int | None) -> str:
@@ -497,7 +510,7 @@ def _expand(word: str, env: Mapping[str, str], escape: str, line: int, file: str
 
 
 def _link(raw: list[dict[str, object]], meta_args: list[tuple[str, str | None]], escape: str,
-          dirs: list[tuple[str, str]], file: str) -> StageGraph:
+          dirs: list[tuple[str, str]], file: str, fe: Frontend | None = None) -> StageGraph:
     names = {str(s["name"]): int(s["index"]) for s in raw if s["name"]}  # type: ignore[call-overload]
 
     def key(i: int) -> str:
@@ -531,7 +544,7 @@ def _link(raw: list[dict[str, object]], meta_args: list[tuple[str, str | None]],
         out.append(Stage(idx, s["name"], str(s["base"]), str(s["base_expanded"]),  # type: ignore[arg-type]
                          s["platform"], str(s["description"]), s["line"], s["end_line"],  # type: ignore[arg-type]
                          base_stage, tuple(needs), tuple(images), tuple(s["instructions"])))  # type: ignore[arg-type]
-    return StageGraph(tuple(out), tuple(meta_args), escape, tuple(dirs), file)
+    return StageGraph(tuple(out), tuple(meta_args), escape, tuple(dirs), file, fe)
 
 
 def read(path: str, *, build_args: Mapping[str, str] | None = None, target_platform: str | None = None) -> StageGraph:
@@ -547,6 +560,8 @@ def to_json(graph: StageGraph, deploy: str | None = None) -> dict[str, object]:
     return {
         "schema_version": SCHEMA_VERSION,
         "file": graph.file,
+        "syntax": graph.frontend.ref,  # the `# syntax=` (or BUILDKIT_SYNTAX) it was read for; null: built-in
+        "frontend": graph.frontend.to_json(),
         "default": graph.default.key,
         "deploy": deploy_key,
         "args": [{"name": k, "default": v} for k, v in graph.meta_args],
