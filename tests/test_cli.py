@@ -250,3 +250,63 @@ def test_a_progress_stream_sbuild_cannot_read_is_said_and_reported_never_cached(
     assert [(s["name"], s["status"]) for s in rep["stages"]] == [("base", "unknown"), ("build", "unknown"),
                                                                  ("test", "unknown")]
     assert rep["cache"]["hit_ratio"] is None
+
+
+# -- the build paths, whole ---------------------------------------------------------------------------
+
+def test_several_stages_with_deploy_then_the_image_and_every_output_file(fake: Fake, tmp_path: Path,
+                                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    # One bake session for the stages, then deploy's image from a second, cached build: the two calls.
+    _pipeline(Path("app"))
+    fake.stream("buildx-0.13/pipeline-bake,buildx-0.13/pipeline-warm-test")
+    out = {k: tmp_path / f"out.{k}" for k in ("json", "md", "trace")}
+    secret = "hunter2-" + "x" * 8
+    argv = ["--stage", "lint,test,deploy", "-t", "app:1", "--build-arg", f"GITHUB_TOKEN={secret}",
+            "--report", str(out["json"]), "--summary", str(out["md"]), "--trace", str(out["trace"]), "app"]
+    fake.mp.setenv("SBUILD_LOG", "debug")
+    assert cli.main(argv) == 0
+    err = capsys.readouterr().err
+    bake, final = fake.builds()
+    assert bake["argv"][:2] == ["buildx", "bake"] and set(bake["bake"]["target"]) == {"lint", "test", "deploy"}
+    assert all(t["output"] == ["type=cacheonly"] for t in bake["bake"]["target"].values())  # no image yet
+    assert final["argv"][:2] == ["buildx", "build"] and "--tag=app:1" in final["argv"]
+    assert "--target=deploy" in final["argv"]
+    assert 'every stage passed: now the deploy stage "deploy" image (tags, push)' in err
+    rep = json.loads(out["json"].read_text())
+    assert rep["tags"] == ["app:1"] and rep["status"] == "success"
+    assert out["md"].read_text().startswith("### ✅ sbuild: success")
+    assert json.loads(out["trace"].read_text())["traceEvents"]
+    # The secret reached buildx (it must) but none of sbuild's own outputs, the debug log included.
+    assert secret in " ".join(bake["bake"]["target"]["lint"]["args"].values())
+    for text in (err, *(p.read_text() for p in out.values())):
+        assert secret not in text
+    assert "run: " in err and "GITHUB_TOKEN=****" in err
+
+
+def test_a_transient_failure_is_retried_then_succeeds(fake: Fake, tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    # Two real recordings: a pull that met a 503 (pull-503), then a good build.
+    _pipeline(Path("app"))
+    fake.stream("buildx-0.13/pull-503,buildx-0.13/pipeline-warm-test")
+    r = tmp_path / "r.json"
+    assert cli.main(["--target", "test", "--retry-wait", "0.01", "--report", str(r), "app"]) == 0
+    rep = json.loads(r.read_text())
+    assert rep["attempts"] == 2 and rep["retry_stop"] == "succeeded"
+    assert rep["retries"][0]["phase"] == "metadata" and rep["retries"][0]["reason"].startswith("server error")
+    assert "sbuild: attempt 1 of 4 failed (metadata: server error" in capsys.readouterr().err
+
+
+def test_the_live_view_on_a_terminal_mode(fake: Fake, capsys: pytest.CaptureFixture[str]) -> None:
+    _pipeline(Path("app"))
+    fake.stream("buildx-0.13/pipeline-fail-test")
+    assert cli.main(["--progress=tty", "--target", "test", "app"]) == 1
+    err = capsys.readouterr().err
+    assert "FAIL - greeting is wrong" in err  # the failing step's output, shown after the live view
+    assert "failed: stage test at [test 2/2] RUN sh tests/run.sh dist/app" in err
+
+
+def test_no_docker_cli_is_127(fake: Fake, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    _pipeline(Path("app"))
+    fake.mp.setenv("PATH", str(tmp_path / "nothing"))
+    assert cli.main(["app"]) == 127
+    assert capsys.readouterr().err.startswith("error: docker CLI not found on PATH")

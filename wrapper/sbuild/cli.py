@@ -26,6 +26,10 @@ COMMANDS = ("build", "stages", "version", "warm")
 
 def _fail(e: SbuildError) -> int:
     from .errors import BuildxError, BuildxUsageError, DockerfileError
+    from .process import debug
+
+    if e.evidence:
+        debug(f"what docker said: {e.evidence.strip()[-2000:]}")  # SBUILD_LOG=debug
 
     if isinstance(e, BuildxUsageError):  # buildx's own words, as its flag parser prints them
         sys.stderr.write(f"{e.message}\nSee 'sbuild --help'.\n")

@@ -61,7 +61,12 @@ def find(dockerfile_dir: str, context: str | None) -> str | None:
 
 
 def parse(text: str, path: str) -> Config:
-    import tomllib
+    import sys
+
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # requires-python is 3.10: the same parser, from PyPI
+        import tomli as tomllib
 
     try:
         data = tomllib.loads(text)

@@ -9,7 +9,7 @@ class SbuildError(Exception):
     def __init__(self, message: str, *, evidence: str = "") -> None:
         super().__init__(message)
         self.message = message
-        self.evidence = evidence  # what we saw (command output), for --debug and the report
+        self.evidence = evidence  # what docker printed, shown with SBUILD_LOG=debug
 
 
 class UsageError(SbuildError):

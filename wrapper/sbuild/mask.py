@@ -49,21 +49,3 @@ class Masker:
         if "://" in s:
             s = _URL_CREDS.sub(lambda m: m.group("scheme") + MASK + "@", s)
         return s
-
-    def args(self, argv: Iterable[str]) -> list[str]:
-        """Mask a docker command line: secret build-arg values and --secret sources, whatever their length."""
-        out = []
-        for a in argv:
-            for prefix in ("--build-arg=",):
-                if a.startswith(prefix):
-                    name, eq, _ = a[len(prefix):].partition("=")
-                    if eq and is_secret_name(name):
-                        a = f"{prefix}{name}={MASK}"
-            if a.startswith("--secret="):
-                parts = []
-                for part in a[len("--secret="):].split(","):
-                    k, eq, _ = part.partition("=")
-                    parts.append(f"{k}={MASK}" if k in ("src", "source", "env") and eq else part)
-                a = "--secret=" + ",".join(parts)
-            out.append(self.text(a))
-        return out

@@ -151,19 +151,6 @@ def suggest(value: str, options: Iterable[str], *, case_sensitive: bool) -> str 
     return best
 
 
-def suggestion_candidates(value: str, options: Iterable[str], *, case_sensitive: bool) -> set[str]:
-    """Every option BuildKit could suggest for `value` (all those tied at the smallest distance < 3)."""
-    val = value if case_sensitive else value.lower()
-    dists = {o: levenshtein(val, o if case_sensitive else o.lower()) for o in options}
-    if not dists or min(dists.values()) >= 3:
-        return set()
-    m = min(dists.values())
-    out = {o for o, d in dists.items() if d == m}
-    if not case_sensitive:
-        out = {o.lower() if value == value.lower() else o.upper() if value == value.upper() else o for o in out}
-    return out
-
-
 class _InstrError(Exception):
     pass
 
