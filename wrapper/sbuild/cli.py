@@ -42,65 +42,11 @@ def _fail(e: SbuildError) -> int:
     return e.exit_code
 
 
-def with_config(argv: list[str]) -> tuple[flags.BuildCommand, list[str]]:
-    """The command line with the project config applied (flags override it), tag rules expanded, and
-    every tag checked against Docker's reference grammar before anything runs. Returns notes to show."""
-    import os
-
-    from . import flags
-    from .installed import buildx
-
-    cmd = flags.parse(argv, buildx)
-    notes: list[str] = []
-    if cmd.flag("help"):
-        return cmd, notes
-    from . import config
-
-    path = cmd.dockerfile
-    cfg = config.load(os.path.dirname(path) or ".", cmd.context) if path is not None else None
-    if cfg is not None:
-        given = {f.name for f, _ in cmd.options}
-        if "target" in given:
-            given.add("stage")  # config stages are for builds without --target
-        extra = config.as_flags(cfg, given)
-        rules = cfg.values.get("tags")
-        if rules and not cmd.has("tag"):
-            image = cfg.values.get("image")
-            if not image:
-                raise UsageError(f"{cfg.path}: tags needs image (the name the tag rules apply to)")
-            import time
-
-            from . import gitinfo, tags
-
-            where = cmd.context if os.path.isdir(cmd.context) else "."
-            facts = gitinfo.facts(where, cmd.value("branch"), cmd.value("default-branch") or
-                                  cfg.values.get("default-branch"))
-            refs, skipped = tags.expand(rules, image, facts, os.environ, time.strftime("%Y%m%d", time.gmtime()))
-            notes += skipped
-            for r in refs:  # a rule that makes a bad reference is the config's error (exit 2)
-                try:
-                    tags.check_reference(r)
-                except UsageError as e:
-                    raise UsageError(f"{cfg.path}: tags: {e.message}") from None
-            extra += [f"--tag={r}" for r in refs]
-        if extra:
-            cmd = flags.parse(extra + argv, buildx)
-    if cmd.has("tag"):
-        from .errors import BuildxError
-        from .tags import check_reference
-
-        for t in cmd.values("tag"):
-            try:
-                check_reference(t)
-            except UsageError as e:  # buildx refuses a bad -t with exit 1 (measured, 0.13 and 0.29)
-                raise BuildxError(e.message) from None
-    return cmd, notes
-
-
 def build_main(argv: list[str]) -> int:
     from . import flags
+    from .resolve import resolve
 
-    cmd, notes = with_config(argv)
+    cmd, notes = resolve(argv)
     if cmd.flag("help"):
         sys.stdout.write(flags.help_text())
         return 0
@@ -152,7 +98,9 @@ def summary_wanted(env: Mapping[str, str]) -> bool:
 
 def warm_main(argv: list[str]) -> int:
     """`sbuild warm [OPTIONS] [PATH]`: build every stage (or the --stage ones) into the cache, no image."""
-    cmd, _ = with_config(argv)
+    from .resolve import resolve
+
+    cmd, _ = resolve(argv)
     if cmd.flag("help"):
         sys.stdout.write("Usage: sbuild warm [--stage NAME ...] (--cache-repo REF | --cache-dir DIR | --cache-to SPEC)"
                          " [build options] [PATH]\n\nBuild every stage (or the given ones) and export their cache; "

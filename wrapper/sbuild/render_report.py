@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 from .report import Report
@@ -19,8 +20,18 @@ def _ratio(report: Report) -> str:
     return f"cache {c.cached_steps}/{c.steps} steps ({c.hit_ratio:.0%})"
 
 
-def _short(name: str, width: int) -> str:
-    return name if len(name) <= width else name[: width - 1] + "…"
+def columns(rows: Sequence[tuple[str, ...]], *, right: tuple[int, ...] = (), width: int | None = None) -> list[str]:
+    """Rows as aligned text columns, two spaces apart; `right` ones right-aligned. The last column is not
+    padded, and is cut with "…" to fit `width` (keeping at least 20 characters of it)."""
+    n = len(rows[0])
+    w = [max(len(r[i]) for r in rows) for i in range(n - 1)]
+    room = max(20, width - sum(w) - 2 * (n - 1)) if width is not None else None
+    out = []
+    for r in rows:
+        cells = [r[i].rjust(w[i]) if i in right else r[i].ljust(w[i]) for i in range(n - 1)]
+        last = r[-1] if room is None or len(r[-1]) <= room else r[-1][: room - 1] + "…"
+        out.append("  ".join([*cells, last]).rstrip())
+    return out
 
 
 def terminal(report: Report, width: int = 100) -> str:
@@ -32,12 +43,7 @@ def terminal(report: Report, width: int = 100) -> str:
         for p in s.platforms:  # a row per platform beneath the stage's totals
             rows.append((f"  {p.platform}", p.status, str(p.steps), f"{p.cached_steps}/{p.steps}",
                          _secs(p.duration_s), p.first_miss or "-"))
-    w = [max(len(r[i]) for r in rows) for i in range(5)]
-    room = max(20, width - sum(w) - 10)
-    lines = []
-    for r in rows:
-        lines.append(f"{r[0]:<{w[0]}}  {r[1]:<{w[1]}}  {r[2]:>{w[2]}}  {r[3]:>{w[3]}}  {r[4]:>{w[4]}}  "
-                     f"{_short(r[5], room)}".rstrip())
+    lines = columns(rows, right=(2, 3, 4), width=width)
     verdict = {"success": "built", "failed": "FAILED", "canceled": "CANCELED"}[report.status]
     top = report.largest_overhead
     lines.append(f"{verdict} in {_secs(report.duration_s)} · {_ratio(report)}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .render_report import columns
 from .stages import StageGraph
 
 
@@ -14,9 +15,7 @@ def render_table(graph: StageGraph, deploy: str | None = None) -> str:
         if s.platform:
             base += f" ({s.platform})"
         rows.append((name, base, ", ".join(s.needs) or "-", s.description))
-    widths = [max(len(r[i]) for r in rows) for i in range(3)]
-    lines = ["  ".join((r[0].ljust(widths[0]), r[1].ljust(widths[1]), r[2].ljust(widths[2]), r[3])).rstrip()
-             for r in rows]
+    lines = columns(rows)
     lines.append(f"* deploy stage{' (the last stage)' if deploy == graph.default.key else ''}: "
                  "gets the tags and outputs")
     lines.append(f"read for {graph.frontend.describe()}")
