@@ -119,8 +119,8 @@ SBUILD_FLAGS: tuple[Flag, ...] = (
        metavar="FILE", sbuild=True),
     _f("trace", "string", "Write a Chrome trace-event JSON of the build (Perfetto, chrome://tracing)",
        metavar="FILE", sbuild=True),
-    _f("cache-repo", "string", "Registry cache per stage and branch: REF:<stage>-<branch> (mode=max), imports "
-       "the branch's then the default branch's", metavar="REF", sbuild=True),
+    _f("cache-repo", "string", "Registry cache per stage and branch: REF:<stage>-<branch> (mode=max); each stage "
+       "imports one: its branch's if there, else the default branch's", metavar="REF", sbuild=True),
     _f("cache-dir", "string", "Local cache per stage in DIR/<stage>, replaced (not grown) by each good build",
        metavar="DIR", sbuild=True),
     _f("cache-required", "bool", "Fail the build when its cache cannot be exported", sbuild=True),
@@ -361,8 +361,9 @@ def parse(argv: list[str], installed: Callable[[], Buildx] | None = None) -> Bui
 def help_text(prog: str = "sbuild") -> str:
     lines = [
         f"Usage: {prog} [OPTIONS] [PATH | URL | -]",
-        f"       {prog} stages [PATH] [-f FILE] [--build-arg K=V] [--json]",
+        f"       {prog} stages [PATH] [-f FILE|URL] [--build-arg K=V] [--json]",
         f"       {prog} warm [--stage NAME ...] (--cache-repo REF | --cache-dir DIR) [OPTIONS] [PATH]",
+        f"       {prog} version | sbuildctl COMMAND [ARGS]",
         "",
         "Build like `docker buildx build` (PATH defaults to .), with per-stage progress and reports.",
         "",
