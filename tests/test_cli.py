@@ -310,3 +310,35 @@ def test_no_docker_cli_is_127(fake: Fake, tmp_path: Path, capsys: pytest.Capture
     fake.mp.setenv("PATH", str(tmp_path / "nothing"))
     assert cli.main(["app"]) == 127
     assert capsys.readouterr().err.startswith("error: docker CLI not found on PATH")
+
+
+@pytest.mark.parametrize(("sig", "code"), [("SIGINT", 130), ("SIGTERM", 143)])
+def test_a_signal_during_the_build_stops_buildx_and_exits_128_plus_it(sig: str, code: int, fake: Fake, tmp_path: Path,
+                                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    import os
+    import signal
+    import threading
+
+    _pipeline(Path("app"))
+    fake.mp.setenv("FAKE_DOCKER_SLEEP", "30")  # buildx still running when the signal comes
+    r = tmp_path / "r.json"
+    timer = threading.Timer(0.5, os.kill, (os.getpid(), getattr(signal, sig)))
+    timer.start()
+    try:
+        assert cli.main(["--target", "test", "--report", str(r), "app"]) == code
+    finally:
+        timer.cancel()
+    assert json.loads(r.read_text())["status"] == "canceled"  # the report is whole
+    assert f"interrupted by {sig}" in capsys.readouterr().err
+
+
+def test_a_closed_output_pipe_is_141(fake: Fake, monkeypatch: pytest.MonkeyPatch) -> None:
+    class Closed:
+        def write(self, _: str) -> int:
+            raise BrokenPipeError
+
+        def flush(self) -> None:
+            raise BrokenPipeError
+
+    monkeypatch.setattr("sys.stdout", Closed())
+    assert cli.main(["version"]) == 141
