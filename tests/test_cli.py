@@ -27,7 +27,13 @@ class Fake:
     def calls(self) -> list[dict]:
         if not self.log.exists():
             return []
-        return [json.loads(line) for line in self.log.read_text().splitlines()]
+        out = []
+        for line in self.log.read_text().splitlines():
+            try:
+                out.append(json.loads(line))
+            except ValueError:  # a line the fake is still writing
+                break
+        return out
 
     def builds(self) -> list[dict]:
         return [c for c in self.calls() if c["argv"][:2] in (["buildx", "build"], ["buildx", "bake"])
@@ -320,14 +326,27 @@ def test_a_signal_during_the_build_stops_buildx_and_exits_128_plus_it(sig: str, 
     import threading
 
     _pipeline(Path("app"))
-    fake.mp.setenv("FAKE_DOCKER_SLEEP", "30")  # buildx still running when the signal comes
+    fake.mp.setenv("FAKE_DOCKER_SLEEP", "10")  # buildx still running when the signal comes
     r = tmp_path / "r.json"
-    timer = threading.Timer(0.5, os.kill, (os.getpid(), getattr(signal, sig)))
-    timer.start()
+    stop = threading.Event()
+
+    def signal_once_buildx_runs() -> None:
+        # Only once the fake runs and sbuild forwards signals to it (its handler is installed): a SIGTERM that
+        # found no handler would end the test process itself.
+        signum = getattr(signal, sig)
+        while not stop.wait(0.02):
+            handler = signal.getsignal(signum)
+            if fake.builds() and callable(handler) and getattr(handler, "__name__", "") == "forward":
+                os.kill(os.getpid(), signum)
+                return
+
+    sender = threading.Thread(target=signal_once_buildx_runs, daemon=True)
+    sender.start()
     try:
         assert cli.main(["--target", "test", "--report", str(r), "app"]) == code
     finally:
-        timer.cancel()
+        stop.set()
+        sender.join(timeout=5)
     assert json.loads(r.read_text())["status"] == "canceled"  # the report is whole
     assert f"interrupted by {sig}" in capsys.readouterr().err
 
