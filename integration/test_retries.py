@@ -168,9 +168,10 @@ def test_ctrl_c_while_waiting_to_retry(tmp_path: Path, proxies: list[FaultProxy]
 
 
 def test_an_outage_that_looks_the_same_every_time_is_ridden_out(tmp_path: Path, proxies: list[FaultProxy]) -> None:
-    # The connection to the registry dropped on the first 4 requests of each path: the same error each time.
-    # With --retries 5 that is no reason to give up after three attempts (issue 18).
-    proxy = FaultProxy(REGISTRY, "reset", 4)
+    # The connection dropped on the first 4 requests for the base image's manifest: the same error each time.
+    # With --retries 5 that is no reason to give up after three attempts (issue 18). One path only: Engine 28
+    # reads more paths per pull than Engine 26, and 4 faults on each would be another test per engine.
+    proxy = FaultProxy(REGISTRY, "reset", 4, lambda method, path: path.endswith("/manifests/latest"))
     proxies.append(proxy)
     ctx = _context(tmp_path, f"{proxy.addr}/{_push_base()}:latest", "outage")
     r = tmp_path / "r.json"
