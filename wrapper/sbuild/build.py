@@ -20,7 +20,7 @@ from . import process
 from .errors import BuildxError, SbuildError, UsageError
 from .flags import BuildCommand
 from .mask import Masker
-from .retry_policy import parse_duration
+from .retry_policy import parse_duration, stop_reason
 
 if TYPE_CHECKING:
     from .cache import CacheSettings
@@ -60,8 +60,13 @@ def check_inputs(cmd: BuildCommand) -> None:
         raise BuildxError(f"failed to read dockerfile: open {path}: no such file or directory ({hint})")
 
 
+def _progress_given(cmd: BuildCommand) -> str | None:
+    """--progress, else BUILDKIT_PROGRESS (buildx takes its default from it)."""
+    return cmd.value("progress") or os.environ.get("BUILDKIT_PROGRESS")
+
+
 def progress_mode(cmd: BuildCommand) -> str:
-    mode = cmd.value("progress") or os.environ.get("BUILDKIT_PROGRESS") or "auto"
+    mode = _progress_given(cmd) or "auto"
     if mode not in PROGRESS_MODES:  # buildx's words and exit code (1)
         raise BuildxError(f"invalid progress mode {mode} (use one of {', '.join(PROGRESS_MODES)})")
     if mode == "none":
@@ -83,7 +88,7 @@ def progress_mode(cmd: BuildCommand) -> str:
 def prints_image_id(cmd: BuildCommand) -> bool:
     """`-q`, or `--progress=quiet` (BUILDKIT_PROGRESS=quiet): buildx 0.13 and 0.29 alike print the image ID
     then (measured: docker buildx build --progress=quiet PATH)."""
-    return cmd.flag("quiet") or (cmd.value("progress") or os.environ.get("BUILDKIT_PROGRESS")) == "quiet"
+    return cmd.flag("quiet") or _progress_given(cmd) == "quiet"
 
 
 def masker_for(cmd: BuildCommand) -> Masker:
@@ -118,7 +123,6 @@ class Invocation(NamedTuple):
     subcommand: tuple[str, ...]  # ("buildx", "build") or ("buildx", "bake")
     args: list[str]
     iidfile: str | None  # where buildx writes the image ID, when sbuild needs it
-    stage: str = ""  # the stage of a session per stage
 
 
 class _Attempt:
@@ -141,6 +145,10 @@ class _Build:
         self.cmd, self.err, self.out = cmd, err, out
         self.planning = planning
         self.tmpdir: str | None = None
+        check_inputs(cmd)
+        self.mode = progress_mode(cmd)
+        self.prints_id = prints_image_id(cmd)
+        self.policy = self._policy()  # checks --retries/--retry-* before anything runs
         url = cmd.dockerfile_url
         if url and planning.needs_graph_first(cmd):
             # sbuild must read the stages: fetch the Dockerfile once and give buildx that same file, so the
@@ -150,10 +158,6 @@ class _Build:
             path = self.tmp("Dockerfile")
             download(url, path)
             self.cmd = cmd = cmd.replacing("file", path)
-        check_inputs(cmd)
-        self.mode = progress_mode(cmd)
-        self.prints_id = prints_image_id(cmd)
-        self.policy = self._policy()  # checks --retries/--retry-* before anything runs
         self.early = planning.needs_graph_first(cmd)
         self.plan: Plan = planning.make(cmd) if self.early else planning.EMPTY
         self.masker = masker_for(cmd)
@@ -320,7 +324,7 @@ class _Build:
                     args += [f"--cache-to={c}" for c in sc.cache_to]
             if export and key == owner:
                 args += [f"--cache-to={c}" for c in cmd.values("cache-to")]
-            out.append(Invocation(("buildx", "build"), [*args, "--progress=rawjson", "--", cmd.context], None, key))
+            out.append(Invocation(("buildx", "build"), [*args, "--progress=rawjson", "--", cmd.context], None))
         return out
 
     # -- one attempt ---------------------------------------------------------------------------
@@ -489,24 +493,15 @@ class _Build:
             return self.last
 
         # The first attempt runs without the retry machinery: the classifier's patterns cost a few ms to
-        # compile, and most builds never need them.
+        # compile, and most builds never need them. The same stop rule decides for it as for the others.
         first = once()
-        failure = self._failure(first)
         if first.result.signal is not None:
             self.retry_stop = None
             return first
-        if failure is None or not failure.transient:
-            self.retry_stop = "succeeded" if failure is None else "permanent"
-            return first
-        if policy.retries == 0:
-            self.retry_stop = "count"
+        self.retry_stop = stop_reason(self._failure(first), 1, policy)
+        if self.retry_stop is not None:
             return first
         from .retry import run_with_retries
-
-        pending = [first]
-
-        def again() -> _Attempt:
-            return pending.pop() if pending else once()
 
         def on_retry(r: Retry) -> None:
             self.retries.append(r)
@@ -531,7 +526,8 @@ class _Build:
         # 130/143, report written), not with a traceback.
         old = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
         try:
-            done = run_with_retries(again, self._failure, policy, on_retry, started=started)  # type: ignore[arg-type]
+            done = run_with_retries(once, self._failure, policy, on_retry, first=first,  # type: ignore[arg-type]
+                                    started=started)
         except _Stop as e:
             last = self.last
             self.retry_stop = None

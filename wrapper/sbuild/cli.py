@@ -130,7 +130,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args and args[0] in COMMANDS and not os.path.isdir(args[0]):
         return _guarded(lambda: _command(args[0], args[1:]))
     if args == ["--version"]:
-        return _command("version", [])
+        return _guarded(lambda: _command("version", []))
     return _guarded(lambda: build_main(args))
 
 

@@ -151,15 +151,21 @@ class Stopped(NamedTuple):
     stop: str  # why retrying ended: one of retry_policy.STOPS
 
 
+_UNSET = object()
+
+
 def run_with_retries(do_attempt: Callable[[], object], failure_of: Callable[[object], FailureClass | None],
-                     policy: Policy, on_retry: Callable[[Retry], None], *, started: float | None = None,
-                     sleep: Callable[[float], object] | None = None,
+                     policy: Policy, on_retry: Callable[[Retry], None], *, first: object = _UNSET,
+                     started: float | None = None, sleep: Callable[[float], object] | None = None,
                      clock: Callable[[], float] | None = None) -> Stopped:
     """Run `do_attempt()` until it succeeds, fails for good, the retry count is spent, or the total budget
-    (policy.timeout, counted from `started`) would run out before the next attempt starts. `failure_of` is
-    the FailureClass of a failed result (None: it succeeded); `on_retry` is told before each wait.
-    Identical errors are no reason to stop: an outage looks the same every time."""
+    (policy.timeout, counted from `started`) would run out before the next attempt starts. `first`, when
+    given, is the first attempt's result, already run. `failure_of` is the FailureClass of a failed result
+    (None: it succeeded); `on_retry` is told before each wait. Identical errors are no reason to stop: an
+    outage looks the same every time."""
     import time
+
+    from .retry_policy import stop_reason
 
     sleep = sleep or time.sleep
     clock = clock or time.monotonic
@@ -167,14 +173,12 @@ def run_with_retries(do_attempt: Callable[[], object], failure_of: Callable[[obj
     attempt = 0
     while True:
         attempt += 1
-        result = do_attempt()
+        result = first if attempt == 1 and first is not _UNSET else do_attempt()
         f = failure_of(result)
-        if f is None:
-            return Stopped(result, "succeeded")
-        if not f.transient:
-            return Stopped(result, "permanent")
-        if attempt > policy.retries:
-            return Stopped(result, "count")
+        stop = stop_reason(f, attempt, policy)
+        if stop is not None:
+            return Stopped(result, stop)
+        assert f is not None
         wait = wait_for(policy, attempt, f, _jitter())
         if policy.timeout is not None and clock() - start + wait > policy.timeout:
             return Stopped(result, "timeout")

@@ -4,9 +4,12 @@ classifier loads only after a failure)."""
 from __future__ import annotations
 
 import re
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from .errors import UsageError
+
+if TYPE_CHECKING:
+    from .retry import FailureClass
 
 STOPS = ("succeeded", "count", "timeout", "permanent", "cap")  # why retrying ended (report: retry_stop)
 
@@ -17,6 +20,18 @@ class Policy(NamedTuple):
     max_wait: float = 60.0
     rate_limit_factor: float = 3.0  # a 429 without Retry-After waits longer
     timeout: float | None = None  # total budget in seconds from the first attempt's start (--retry-timeout)
+
+
+def stop_reason(failure: FailureClass | None, attempt: int, policy: Policy) -> str | None:
+    """Why retrying ends after attempt number `attempt` (1-based) ended as `failure` (None: it succeeded),
+    or None when another attempt is due (the budget, which needs the coming wait, is checked by the loop)."""
+    if failure is None:
+        return "succeeded"
+    if not failure.transient:
+        return "permanent"
+    if attempt > policy.retries:
+        return "count"
+    return None
 
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
