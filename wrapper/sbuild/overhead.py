@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import NamedTuple
 
-from .progress import BuildModel, Step, parse_time
+from .progress import BuildModel, Step, SubStatus, parse_time
 
 CATEGORIES = ("definition", "context", "cache-import", "cache-export", "export", "push", "finalize", "other")
 
@@ -101,17 +101,17 @@ def length(intervals: Iterable[Interval]) -> float:
     return sum(b - a for a, b in intervals)
 
 
-def _interval(step: Step) -> Interval | None:
+def interval(step: Step) -> Interval | None:
+    """When the step ran: from its first start to its completion (None: it did not complete)."""
     if step.first_started is None or step.completed is None:
         return None
     return (step.first_started, step.completed)
 
 
-def _status_interval(st: list[object]) -> Interval | None:
-    started, completed = st[1], st[2]
-    if not isinstance(started, str) or not isinstance(completed, str):
+def _status_interval(st: SubStatus) -> Interval | None:
+    if st.started is None or st.completed is None:
         return None
-    return (parse_time(started), parse_time(completed))
+    return (parse_time(st.started), parse_time(st.completed))
 
 
 def categories(model: BuildModel, finalize: Interval | None = None, finalize_steps: int = 0) -> list[Category]:
@@ -123,7 +123,7 @@ def categories(model: BuildModel, finalize: Interval | None = None, finalize_ste
     for step in model.steps.values():
         if not step.internal:
             continue
-        whole = _interval(step)
+        whole = interval(step)
         cat = category(step.name)
         # Push statuses inside another step (the export): their time moves to push. A push step's own
         # statuses ("pushing layer …") are inside its interval already.
@@ -132,14 +132,13 @@ def categories(model: BuildModel, finalize: Interval | None = None, finalize_ste
         if pushes:
             spans["push"] += pushes
             steps["push"] += 1
-            total = sum(int(st[3]) for sid, st in step.statuses.items()  # type: ignore[call-overload]
-                        if _is_push(sid) and int(st[3]) > 0)  # type: ignore[call-overload]
+            total = sum(st.current for sid, st in step.statuses.items() if _is_push(sid) and st.current > 0)
             if total:
                 sent["push"] = sent.get("push", 0) + total
         if whole is not None:
             spans[cat] += subtract([whole], union(pushes)) if pushes else [whole]
             steps[cat] += 1
-        moved = sum(int(st[3]) for st in step.statuses.values() if st[0] == "transferring")  # type: ignore[call-overload]
+        moved = sum(st.current for st in step.statuses.values() if st.name == "transferring")
         if moved:
             sent[cat] = sent.get(cat, 0) + moved
     if finalize is not None:

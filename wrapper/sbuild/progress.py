@@ -13,7 +13,6 @@ import json
 import re
 from binascii import a2b_base64
 from collections import deque
-from collections.abc import Iterator
 from typing import NamedTuple
 
 LOG_TAIL_LINES = 40  # lines of output kept per step (failures show the last 20)
@@ -65,19 +64,14 @@ class StreamSplitter:
                 if buf.startswith("{\n", pos):
                     # The indented shape: the object ends at the first "}" alone at column 0.
                     end = buf.find("\n}", pos)
-                    if end < 0:
-                        if not final:
-                            break
-                        stop = size
-                    else:
-                        stop = end + 2
+                    stop = end + 2 if end >= 0 else -1
                 else:
                     # The compact shape: a JSON string holds no raw newline, so the line holds the object.
                     stop = buf.find("\n", pos)
-                    if stop < 0:
-                        if not final:
-                            break
-                        stop = size
+                if stop < 0:  # the object's end has not arrived yet
+                    if not final:
+                        break
+                    stop = size
                 try:
                     obj, end = scan(buf, pos)
                 except (ValueError, StopIteration):
@@ -217,9 +211,8 @@ class Step:
         self.logs: deque[str] = deque(maxlen=LOG_TAIL_LINES)
         self.log_lines = 0
         self._partial: dict[int, str] = {}
-        # Sub-tasks BuildKit reports inside the step ("pushing layers", "transferring context:"), by id:
-        # [name, started, completed, current, total] as last reported; bounded (a step may push many layers).
-        self.statuses: dict[str, list[object]] = {}
+        # Sub-tasks by their id, bounded (a step may push many layers).
+        self.statuses: dict[str, SubStatus] = {}
 
     def __repr__(self) -> str:
         return f"Step({self.name!r}, cached={self.cached}, error={self.error!r})"
@@ -251,6 +244,16 @@ class Step:
         if self.first_started is None or self.completed is None:
             return 0.0
         return max(0.0, self.completed - self.first_started)
+
+
+class SubStatus(NamedTuple):
+    """A sub-task BuildKit reports inside a step ("pushing layers", "transferring context:"), as last reported."""
+
+    name: str
+    started: str | None  # RFC 3339
+    completed: str | None
+    current: int  # bytes, where BuildKit counts them
+    total: int
 
 
 class LogLines(NamedTuple):
@@ -377,8 +380,8 @@ class BuildModel:
             if step is not None:
                 sid = s.get("id", "")
                 if sid in step.statuses or len(step.statuses) < STATUSES_PER_STEP:
-                    step.statuses[sid] = [s.get("name", ""), s.get("started"), s.get("completed"),
-                                          s.get("current", 0) or 0, s.get("total", 0) or 0]
+                    step.statuses[sid] = SubStatus(s.get("name", ""), s.get("started"), s.get("completed"),
+                                                   s.get("current", 0) or 0, s.get("total", 0) or 0)
                 updates.append(("status", Status(step, s.get("id", ""), s.get("current", 0) or 0,
                                                  s.get("total", 0) or 0, bool(s.get("completed")))))
         for w in obj.get("warnings") or ():  # type: ignore[attr-defined]
@@ -431,13 +434,6 @@ def _split_log(step: Step, stream: int, text: str) -> list[str]:
     step.logs.extend(lines)  # a deque with maxlen: only the tail stays
     step.log_lines += len(lines)
     return lines
-
-
-def iter_stream(text: str) -> Iterator[dict[str, object] | str]:
-    """Split a whole recorded stream (tests, benchmarks)."""
-    splitter = StreamSplitter()
-    yield from splitter.feed(text)
-    yield from splitter.close()
 
 
 def load_stream(text: str) -> BuildModel:

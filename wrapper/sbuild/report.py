@@ -218,10 +218,9 @@ def _span(steps: list[Step]) -> float:
 def _busy(steps: list[Step]) -> float:
     """The union of the steps' intervals: where a stage's steps overlap (bake's copies, sessions per stage)
     the time counts once, and time between them not at all."""
-    from .overhead import length, union
+    from .overhead import interval, length, union
 
-    return length(union((s.first_started, s.completed) for s in steps
-                        if s.first_started is not None and s.completed is not None))
+    return length(union(iv for s in steps if (iv := interval(s)) is not None))
 
 
 def _stage(key: str, steps: dict[tuple[int, str, str], list[Step]], sources: list[Step], t0: float,
