@@ -251,9 +251,13 @@ def _parse_bool(flag: Flag, value: str) -> str:
         return "true"
     if value in _FALSE:
         return "false"
-    err = UsageError if flag.sbuild else BuildxUsageError
-    raise err(f'invalid argument "{value}" for "--{flag.name}" flag: strconv.ParseBool: parsing '
-              f'"{value}": invalid syntax')
+    raise _usage(flag)(f'invalid argument "{value}" for "--{flag.name}" flag: strconv.ParseBool: parsing '
+                       f'"{value}": invalid syntax')
+
+
+def _usage(flag: Flag) -> type[UsageError] | type[BuildxUsageError]:
+    """The error for a flag given wrongly: sbuild's own (exit 2), or buildx's, in its words (exit 125)."""
+    return UsageError if flag.sbuild else BuildxUsageError
 
 
 class _Lookup:
@@ -269,27 +273,23 @@ class _Lookup:
         return self._buildx
 
     def long(self, name: str) -> Flag | None:
-        flag = _BY_NAME.get(name)
+        return self._resolve(_BY_NAME.get(name), lambda ib: name if ib.has(name) else None)
+
+    def short(self, ch: str) -> Flag | None:
+        return self._resolve(_BY_SHORT.get(ch), lambda ib: ib.shorthand(ch))
+
+    def _resolve(self, flag: Flag | None, installed_name: Callable[[Buildx], str | None]) -> Flag | None:
+        """sbuild's table decides for a flag every supported buildx has; the installed buildx for the rest
+        (the name it gives the flag, or None when it has no such flag)."""
         if flag is not None and flag.name not in VERSIONED:
             return flag
         ib = self._ib()
         if ib is None:
             return flag  # no installed buildx to ask (pure use): the table decides
-        if flag is not None:
-            return flag if ib.has(name) else None
-        return _learned(name, *ib.build_flags[name]) if ib.has(name) else None
-
-    def short(self, ch: str) -> Flag | None:
-        flag = _BY_SHORT.get(ch)
-        if flag is not None and flag.name not in VERSIONED:
-            return flag
-        ib = self._ib()
-        if ib is None:
-            return flag
-        name = ib.shorthand(ch)
+        name = installed_name(ib)
         if name is None:
             return None
-        return _BY_NAME.get(name) or _learned(name, ch, ib.build_flags[name][1])
+        return _BY_NAME.get(name) or _learned(name, *ib.build_flags[name])
 
 
 def _learned(name: str, short: str | None, kind: str) -> Flag:
@@ -325,7 +325,7 @@ def parse(argv: list[str], installed: Callable[[], Buildx] | None = None) -> Bui
                 options.append((flag, argv[i]))
                 i += 1
             else:
-                raise (UsageError if flag.sbuild else BuildxUsageError)(f"flag needs an argument: --{name}")
+                raise _usage(flag)(f"flag needs an argument: --{name}")
         elif arg.startswith("-") and arg != "-":
             j = 1
             while j < len(arg):
@@ -347,8 +347,7 @@ def parse(argv: list[str], installed: Callable[[], Buildx] | None = None) -> Bui
                     options.append((flag, argv[i]))
                     i += 1
                 else:
-                    raise (UsageError if flag.sbuild else BuildxUsageError)(
-                        f"flag needs an argument: '{ch}' in -{ch}")
+                    raise _usage(flag)(f"flag needs an argument: '{ch}' in -{ch}")
                 break
         else:
             positional.append(arg)
