@@ -162,15 +162,13 @@ def _with_suggestion(msg: str, value: str, options: Iterable[str], case_sensitiv
 
 def _parse_flags(instr: str, raw: Iterable[str], fe: Frontend | None = None) -> dict[str, list[str]]:
     """The flags as BuildKit's parser reads them, for the frontend that will run (frontend.py decides which
-    exist). For someone's own frontend (`fe.kind == "other"`) nothing is refused."""
+    exist), refusing what it refuses."""
     from . import frontend
 
     fe = fe or _BUILTIN
     used: dict[str, list[str]] = {}
     for arg in raw:
         if not arg.startswith("--"):
-            if fe.kind == "other":
-                continue
             raise _InstrError(f"Arg should start with -- : {arg}")
         if arg == "--":
             break
@@ -180,22 +178,39 @@ def _parse_flags(instr: str, raw: Iterable[str], fe: Frontend | None = None) -> 
             raise _InstrError(_with_suggestion(f"unknown flag: {name}", name, frontend.flags_of(fe, instr), True))
         if refusal is not None:
             raise _InstrError(refusal)
-        kind = frontend.FLAGS[(instr, name)][0] if (instr, name) in frontend.FLAGS else _STR
+        kind = frontend.FLAGS[(instr, name)][0]
         if name in used and kind != _MULTI:
-            if fe.kind == "other":
-                continue
             raise _InstrError(f"Duplicate flag specified: {name}")
         if kind == _BOOL:
-            if eq and value == "" and fe.kind != "other":
+            if eq and value == "":
                 raise _InstrError(f"Missing a value on flag: {name}")
             low = value.lower()
-            if low not in ("", "true", "false") and fe.kind != "other":
+            if low not in ("", "true", "false"):
                 raise _InstrError(f"Expecting boolean value for flag {name}, not: {value}")
             used.setdefault(name, []).append(low or "true")
         else:
-            if not eq and fe.kind != "other":
+            if not eq:
                 raise _InstrError(f"Missing a value on flag: {name}")
             used.setdefault(name, []).append(value)
+    return used
+
+
+def _read_flags(instr: str, raw: Iterable[str]) -> dict[str, list[str]]:
+    """The flags of a file for someone's own frontend, which judges them itself: read, never refused (the
+    stage graph needs --from, --mount and --platform)."""
+    from .frontend import FLAGS
+
+    used: dict[str, list[str]] = {}
+    for arg in raw:
+        if arg == "--":
+            break
+        if not arg.startswith("--"):
+            continue
+        name, _, value = arg[2:].partition("=")
+        kind = FLAGS[(instr, name)][0] if (instr, name) in FLAGS else _STR
+        if name in used and kind != _MULTI:
+            continue
+        used.setdefault(name, []).append((value.lower() or "true") if kind == _BOOL else value)
     return used
 
 
@@ -225,7 +240,7 @@ def _validate(instr: str, args: list[str], flags: tuple[str, ...], is_json: bool
     """Raise _InstrError with BuildKit's message if the frontend that will run would refuse this. Someone's
     own frontend judges its file itself: for it only the flags the stage graph needs are read."""
     if fe is not None and fe.kind == "other":
-        return _parse_flags(instr, flags, fe)
+        return _read_flags(instr, flags)
     def at_least_one() -> None:
         if not args:
             raise _InstrError(f"{instr} requires at least one argument")
