@@ -106,9 +106,14 @@ def test_sbuildctl_reaches_every_command_whatever_directories_are_here(word: str
         Path(w).mkdir()
     _pipeline(Path("app"))
     args = {"build": ["build", "--target", "test", "app"], "stages": ["stages", "app"], "version": ["version"],
-            "warm": ["warm", "--cache-dir", "cache", "app"]}[word]
+            "warm": ["warm", "--cache-dir", "cache", "app"], "history": ["history", "--all", "--json"],
+            "diff": ["diff", "-f", "app/Dockerfile", "--json"]}[word]
     if word == "warm":
         fake.stream("buildx-0.13/pipeline-bake-all")
+    if word == "diff":  # two builds of the test stage: the second is compared with the first
+        for _ in range(2):
+            assert cli.ctl_main(["build", "--target", "test", "app"]) == 0
+        capsys.readouterr()
     assert cli.ctl_main(args) == 0, capsys.readouterr().err
     out = capsys.readouterr().out
     builds = fake.builds()
@@ -118,6 +123,12 @@ def test_sbuildctl_reaches_every_command_whatever_directories_are_here(word: str
         assert out.startswith("sbuild ") and builds == []
     elif word == "build":
         assert [c["argv"][-1] for c in builds] == ["app"]
+    elif word == "history":
+        assert json.loads(out) == {"schema_version": 1, "project": None, "builds": []} and builds == []
+    elif word == "diff":
+        d = json.loads(out)
+        assert [s["name"] for s in d["stages"]] == ["base", "build", "test"] and len(builds) == 2
+        assert d["a"]["id"] != d["b"]["id"] and all(s["delta_s"] == 0.0 for s in d["stages"])
     else:
         assert builds and all("--progress=rawjson" in c["argv"] for c in builds)
 
@@ -134,7 +145,7 @@ def test_without_such_a_directory_the_word_is_the_command(fake: Fake, capsys: py
 
 def test_sbuildctl_refuses_an_unknown_command(fake: Fake, capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.ctl_main(["bogus"]) == 2
-    assert capsys.readouterr().err == 'error: unknown command "bogus": use one of build, stages, version, warm\n'
+    assert capsys.readouterr().err == 'error: unknown command "bogus": use one of build, diff, history, stages, version, warm\n'
 
 
 # -- the Dockerfile buildx would read -----------------------------------------------------------------

@@ -170,15 +170,16 @@ def test_expected_stages_with_no_steps_are_skipped_on_failure() -> None:
 def test_json_report_keys_are_pinned() -> None:
     _, _, r = _report("pipeline-fail-test")
     js = r.to_json()
-    assert list(js) == ["schema_version", "status", "exit_code", "duration_s", "attempts", "progress", "stages",
-                        "cache", "tags", "pushed", "overhead", "internal_s", "failure", "warnings", "retries",
-                        "retry_stop", "notes"]
-    assert js["schema_version"] == 3
+    assert list(js) == ["schema_version", "id", "status", "exit_code", "duration_s", "attempts", "progress",
+                        "stages", "cache", "tags", "pushed", "image", "baseline", "regressions", "overhead",
+                        "internal_s", "failure", "warnings", "retries", "retry_stop", "notes"]
+    assert js["schema_version"] == 4
+    assert (js["id"], js["image"], js["baseline"], js["regressions"]) == (None, None, None, [])  # not compared
     assert [o["category"] for o in js["overhead"]] == ["definition", "context"]  # it failed before any export
     assert list(js["overhead"][0]) == ["category", "duration_s", "steps", "bytes"]
     assert js["progress"] == "ok"
     assert list(js["stages"][0]) == ["name", "status", "steps", "cached_steps", "duration_s", "first_miss",
-                                     "started_s", "timeline"]
+                                     "started_s", "timeline", "baseline_duration_s", "delta_s"]
     assert list(js["cache"]) == ["steps", "cached_steps", "hit_ratio", "imported_from", "exported_to",
                                  "export_errors"]
     assert list(js["failure"]) == ["stage", "step", "error", "location", "output"]

@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import sys
 import time
+from collections.abc import Callable
 from typing import IO, TYPE_CHECKING, Any, NamedTuple, Protocol, TextIO
 
 from . import process
@@ -34,10 +35,12 @@ PROGRESS_MODES = ("auto", "none", "plain", "tty", "quiet", "rawjson")
 
 
 class BuildOutcome:
-    __slots__ = ("exit_code", "image_id", "masker", "mode", "model", "report", "signal")
+    __slots__ = ("evaluated", "exit_code", "image_id", "masker", "metadata", "mode", "model", "plan", "report",
+                 "signal")
 
     def __init__(self, exit_code: int, model: BuildModel, image_id: str | None, report: Report,
-                 signal: int | None, mode: str, masker: Masker) -> None:
+                 signal: int | None, mode: str, masker: Masker, plan: Plan, metadata: dict[str, Any] | None = None,
+                 evaluated: bool = False) -> None:
         self.exit_code = exit_code  # buildx's, or 128+signal when interrupted
         self.model = model
         self.image_id = image_id
@@ -45,6 +48,9 @@ class BuildOutcome:
         self.signal = signal
         self.mode = mode  # the progress mode used (plain, tty, quiet, rawjson)
         self.masker = masker
+        self.plan = plan
+        self.metadata = metadata  # what buildx wrote with --metadata-file for the deploy image, when asked
+        self.evaluated = evaluated  # --call/--check/--print: nothing was built
 
 
 def check_inputs(cmd: BuildCommand) -> None:
@@ -105,13 +111,14 @@ class Renderer(Protocol):
     def close(self) -> None: ...
 
 
-def make_renderer(mode: str, err: TextIO, masker: Masker, model: BuildModel, stages: list[str]) -> Renderer | None:
+def make_renderer(mode: str, err: TextIO, masker: Masker, model: BuildModel, stages: list[str],
+                  baseline: Callable[[], dict[str, float] | None] | None = None) -> Renderer | None:
     if mode in ("quiet", "rawjson"):
         return None
     if mode == "tty":
         from .render_tty import TtyRenderer
 
-        return TtyRenderer(err, masker, model, stages)
+        return TtyRenderer(err, masker, model, stages, baseline)
     from .render_plain import PlainRenderer
 
     return PlainRenderer(err, masker)
@@ -139,10 +146,13 @@ class _Attempt:
 class _Build:
     """State shared by the attempts of one sbuild build."""
 
-    def __init__(self, cmd: BuildCommand, err: TextIO, out: TextIO, notes: list[str]) -> None:
+    def __init__(self, cmd: BuildCommand, err: TextIO, out: TextIO, notes: list[str], hooks: Hooks) -> None:
         from . import plan as planning
 
         self.cmd, self.err, self.out = cmd, err, out
+        self.hooks = hooks
+        self.metadata: dict[str, Any] | None = None
+        self.metadata_file: str | None = None  # sbuild's own --metadata-file for the deploy image
         self.planning = planning
         self.tmpdir: str | None = None
         check_inputs(cmd)
@@ -297,6 +307,10 @@ class _Build:
         if self.prints_id and not iidfile and "iidfile" not in drop:
             iidfile = self.tmp("iid")
             args.append(f"--iidfile={iidfile}")
+        if (self.hooks.metadata and "--output=type=cacheonly" not in extra and not cmd.flag("cache-only")
+                and not cmd.has("metadata-file")):  # the deploy image's digest, for the history
+            self.metadata_file = self.tmp("metadata.json")
+            args.append(f"--metadata-file={self.metadata_file}")
         return [Invocation(("buildx", "build"), [*args, *extra, "--progress=rawjson", "--", cmd.context], iidfile)]
 
     def _per_stage_sessions(self) -> bool:
@@ -348,8 +362,12 @@ class _Build:
 
             if not self.early and self.plan is self.planning.EMPTY:
                 self.plan = self.planning.make(self.cmd)
+            if self.hooks.on_start is not None:
+                self.hooks.on_start(self.plan)
+                self.hooks = self.hooks._replace(on_start=None)
             if render:
-                renderer = make_renderer(self.mode, err, masker, model, [s.key for s in self.plan.closure])
+                renderer = make_renderer(self.mode, err, masker, model, [s.key for s in self.plan.closure],
+                                         self.hooks.baseline)
 
         def feed(items: list[dict[str, object] | str]) -> None:
             for item in items:
@@ -446,7 +464,8 @@ class _Build:
         # The stages' story is the session's; a failed finalize tells its own (the push that failed).
         model = session.model if (ok or a is session) else a.model
         report = self._report(model, code, started, finished, a.result.signal is not None)
-        return BuildOutcome(code, a.model, image_id, report, a.result.signal, self.mode, self.masker)
+        return BuildOutcome(code, a.model, image_id, report, a.result.signal, self.mode, self.masker, self.plan,
+                            self.metadata, self.planning.evaluates(self.cmd))
 
     def _policy(self) -> Policy:
         from .retry_policy import Policy
@@ -594,6 +613,10 @@ class _Build:
             if os.path.exists(tmp):
                 with open(tmp) as src, open(path, "w") as dst:
                     dst.write(src.read())
+        if self.hooks.metadata:
+            given = self.cmd.value("metadata-file")
+            spooled = next((tmp for tmp, path in self.copy_back if path == given), None)
+            self.metadata = _read_json(self.metadata_file or spooled or given)
         image_id = None
         if a.iidfile and os.path.exists(a.iidfile):
             with open(a.iidfile) as f:
@@ -630,7 +653,29 @@ class _Build:
                                      for r in self.retries])
 
 
+def _read_json(path: str | None) -> dict[str, Any] | None:
+    import json
+
+    if not path or not os.path.isfile(path):
+        return None
+    try:
+        with open(path) as f:
+            got = json.load(f)
+    except (OSError, ValueError):
+        return None
+    return got if isinstance(got, dict) else None
+
+
+class Hooks(NamedTuple):
+    """What the history asks of a build (cli.py): a call once buildx runs, the baseline's stage times for the
+    live view, and buildx's metadata of the deploy image."""
+
+    on_start: Callable[[Plan], None] | None = None
+    baseline: Callable[[], dict[str, float] | None] | None = None
+    metadata: bool = False
+
+
 def run(cmd: BuildCommand, *, err: TextIO | None = None, out: TextIO | None = None,
-        notes: list[str] | None = None) -> BuildOutcome:
+        notes: list[str] | None = None, hooks: Hooks | None = None) -> BuildOutcome:
     """Build as the command line says. Progress is rendered by sbuild; the exit code is buildx's."""
-    return _Build(cmd, err or sys.stderr, out or sys.stdout, notes or []).run()
+    return _Build(cmd, err or sys.stderr, out or sys.stdout, notes or [], hooks or Hooks()).run()

@@ -18,10 +18,10 @@ from . import __version__, flags
 from .errors import SbuildError, UsageError
 
 if TYPE_CHECKING:
-    from . import build
+    from . import build, record, report
 
 # Commands; "build" is docker's verb, so `sbuild build -t x .` works as `docker build -t x .` does.
-COMMANDS = ("build", "stages", "version", "warm")
+COMMANDS = ("build", "diff", "history", "stages", "version", "warm")
 
 
 def _fail(e: SbuildError) -> int:
@@ -52,13 +52,97 @@ def build_main(argv: list[str]) -> int:
         return 0
     from . import build
 
-    outcome = build.run(cmd, notes=notes)
+    recorder = _recorder(cmd)  # checks --baseline/--history-keep before anything runs
+    hooks = build.Hooks(recorder.start, recorder.baseline_times, recorder.save) if recorder else build.Hooks()
+    outcome = build.run(cmd, notes=notes, hooks=hooks)
+    if recorder is not None:
+        outcome.report = _record(cmd, outcome, recorder)
     write_outputs(cmd, outcome)
     if outcome.signal is not None:
         import signal
 
         sys.stderr.write(f"error: interrupted by {signal.Signals(outcome.signal).name}: build canceled\n")
     return outcome.exit_code
+
+
+def _record(cmd: flags.BuildCommand, outcome: build.BuildOutcome, recorder: record.Recorder) -> report.Report:
+    """The report compared with its baseline, and the build recorded. Never fails the build."""
+    from .record import Image, builder_facts, image_facts
+
+    def image() -> Image | None:
+        return image_facts(cmd, outcome.metadata, list(outcome.report.pushed),
+                           builder_facts(cmd, outcome.metadata).driver)
+
+    def say(line: str) -> None:
+        if outcome.mode != "quiet":  # -q prints what buildx -q prints
+            sys.stderr.write(f"sbuild: {outcome.masker.text(line)}\n")
+
+    try:
+        return recorder.finish(outcome, image, say)
+    except Exception as e:  # a defect here must not cost the build: say it, keep buildx's outcome
+        from .process import debug
+
+        debug(f"history: {e!r}")
+        say(f"warning: history: not recorded ({type(e).__name__}: {e})")
+        return outcome.report
+
+
+def _recorder(cmd: flags.BuildCommand) -> record.Recorder | None:
+    """The history's part in this build, or None: --no-history without an explicit --baseline."""
+    keep_text = cmd.value("history-keep")
+    keep = 500
+    if keep_text is not None:
+        try:
+            keep = int(keep_text)
+        except ValueError:
+            keep = -1
+        if keep < 1:
+            raise UsageError(f'invalid --history-keep "{keep_text}": give a whole number of builds, 1 or more')
+    wanted = cmd.value("baseline") or "auto"
+    save = not cmd.flag("no-history")
+    if not save and wanted in ("auto", "none"):
+        return None
+    explicit = None if wanted in ("auto", "none") else _explicit_baseline(wanted)
+    from .record import Recorder
+
+    return Recorder(cmd, keep=keep, save=save, auto_baseline=save and wanted == "auto",
+                    explicit_baseline=explicit)
+
+
+def _explicit_baseline(wanted: str) -> tuple[dict[str, object], str]:
+    """--baseline FILE.json (a record from `sbuild history show --json`, or a --report file) or an ID."""
+    import json
+    import os
+
+    if wanted.endswith(".json") or os.sep in wanted or os.path.isfile(wanted):
+        try:
+            with open(wanted) as f:
+                doc = json.load(f)
+        except OSError as e:
+            raise UsageError(f'--baseline "{wanted}": {e.strerror}: give a record or report JSON file, a history '
+                             "ID, auto or none") from None
+        except ValueError:
+            raise UsageError(f'--baseline "{wanted}": not JSON: give a record (sbuild history show ID --json) '
+                             "or a report (--report FILE)") from None
+        if isinstance(doc, dict) and isinstance(doc.get("report"), dict) and "id" in doc:
+            return doc, "file"
+        if isinstance(doc, dict) and isinstance(doc.get("stages"), list) and "schema_version" in doc:
+            return {"id": doc.get("id") or os.path.basename(wanted), "branch": None, "commit": None,
+                    "finished_at": None, "image": doc.get("image"), "report": doc}, "file"
+        raise UsageError(f'--baseline "{wanted}": neither a history record nor an sbuild report')
+    from .history import Store, StoreError, default_path
+
+    store = Store(default_path())
+    try:
+        got = store.get(wanted)
+    except StoreError as e:
+        raise UsageError(f"--baseline: {e}") from None
+    finally:
+        store.close()
+    if got is None:
+        raise UsageError(f'--baseline "{wanted}": no such build in the history (`sbuild history` lists them; '
+                         "or give auto, none, or a JSON file)")
+    return got, "local"
 
 
 def write_outputs(cmd: flags.BuildCommand, outcome: build.BuildOutcome) -> None:

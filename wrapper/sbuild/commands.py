@@ -6,6 +6,7 @@ import json
 import os
 import sys
 import tempfile
+from typing import Any
 
 import click
 
@@ -53,6 +54,105 @@ def stages(path: str, file: str | None, build_args: tuple[str, ...], platform: s
         click.echo(masker.text(text))
     else:
         click.echo(masker.text(render_table(graph, deploy)), nl=False)
+
+
+def _project(file: str | None, path: str = ".") -> str:
+    """The history's project id for a Dockerfile, as a build there records it."""
+    from .flags import parse
+    from .record import local_facts
+
+    return local_facts(parse([*(["--file", file] if file else []), path]))[0].id
+
+
+def _store() -> Any:
+    from .history import Store, default_path
+
+    return Store(default_path())
+
+
+def _store_call(fn: Any) -> Any:
+    from .history import StoreError
+
+    try:
+        return fn()
+    except StoreError as e:
+        raise SbuildError(f"history: {e}") from None
+
+
+@cli.group(invoke_without_command=True)
+@click.option("--stage", default=None, metavar="NAME", help="Only builds that ran this stage")
+@click.option("--branch", default=None, metavar="NAME", help="Only builds of this branch")
+@click.option("--limit", default=20, show_default=True, type=click.IntRange(min=1), help="How many (newest first)")
+@click.option("-f", "--file", "file", metavar="FILE", help='The project\'s Dockerfile (default: "./Dockerfile")')
+@click.option("--all", "all_projects", is_flag=True, help="Every project, not only this directory's")
+@click.option("--json", "as_json", is_flag=True, help="Print the stable JSON form")
+@click.pass_context
+def history(ctx: click.Context, stage: str | None, branch: str | None, limit: int, file: str | None,
+            all_projects: bool, as_json: bool) -> None:
+    """Builds recorded in $SBUILD_HOME/history.db, newest first."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from .render_history import history_json, history_table
+
+    project = None if all_projects else _project(file)
+    store = _store()
+    rows = _store_call(lambda: store.rows(project=project, stage=stage, branch=branch, limit=limit))
+    if as_json:
+        click.echo(json.dumps(history_json(rows, project), indent=2))
+    elif not rows:
+        sys.stderr.write(f"no builds recorded for {project or 'any project'} in {store.path}"
+                         + (" (sbuild history --all lists every project)\n" if project else "\n"))
+    else:
+        click.echo(history_table(rows), nl=False)
+
+
+def _get(store: Any, build_id: str) -> dict[str, Any]:
+    got = _store_call(lambda: store.get(build_id))
+    if got is None:
+        raise UsageError(f'no build "{build_id}" in the history ({store.path}): `sbuild history` lists them')
+    return dict(got)
+
+
+@history.command("show")
+@click.argument("build_id", metavar="ID")
+@click.option("--json", "as_json", is_flag=True, help="Print the record (the stable JSON form)")
+def history_show(build_id: str, as_json: bool) -> None:
+    """One recorded build: where, what, and its report."""
+    from .render_history import record_text
+
+    record = _get(_store(), build_id)
+    click.echo(json.dumps(record, indent=2) if as_json else record_text(record), nl=bool(as_json))
+
+
+@cli.command()
+@click.argument("a", required=False, metavar="[A")
+@click.argument("b", required=False, metavar="[B]]")
+@click.option("-f", "--file", "file", metavar="FILE", help='The project\'s Dockerfile, for the default A and B')
+@click.option("--json", "as_json", is_flag=True, help="Print the stable JSON form")
+def diff(a: str | None, b: str | None, file: str | None, as_json: bool) -> None:
+    """Per-stage and per-step time and cache of build B against build A. One ID: that build against its
+    baseline; none: this project's last build against its baseline."""
+    from .compare import diff as compare
+    from .render_history import diff_text
+
+    store = _store()
+    if b is not None:
+        older, newer = _get(store, a or ""), _get(store, b)
+    else:
+        if a is not None:
+            newer = _get(store, a)
+        else:
+            project = _project(file)
+            latest = _store_call(lambda: store.latest(project))
+            if latest is None:
+                raise UsageError(f"no builds recorded for {project}: nothing to compare")
+            newer = dict(latest)
+        base = (newer.get("report") or {}).get("baseline")
+        if not base:
+            raise UsageError(f"build {newer['id']} has no baseline: give two IDs (sbuild diff A B)")
+        older = _get(store, base["id"])
+    d = compare(older, newer)
+    click.echo(json.dumps(d, indent=2) if as_json else diff_text(d), nl=bool(as_json))
 
 
 def cli_group(args: list[str]) -> int:

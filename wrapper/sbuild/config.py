@@ -12,6 +12,8 @@
     retry-wait = 5.0
     retry-max-wait = 60.0
     retry-timeout = "10m"                        # or seconds; default: no budget
+    history = true                               # record builds (false: as --no-history)
+    history-keep = 500                           # builds kept per project
 """
 
 from __future__ import annotations
@@ -35,6 +37,8 @@ SCHEMA: dict[str, tuple[type | tuple[type, ...], str | None]] = {
     "retry-wait": ((int, float), "retry-wait"),
     "retry-max-wait": ((int, float), "retry-max-wait"),
     "retry-timeout": ((str, int, float), "retry-timeout"),
+    "history": (bool, "no-history"),  # false -> --no-history
+    "history-keep": (int, "history-keep"),
 }
 
 
@@ -113,7 +117,10 @@ def as_flags(cfg: Config, given: set[str]) -> list[str]:
         flag = SCHEMA[key][1]
         if flag is None or flag in given:
             continue
-        if isinstance(value, bool):
+        if key == "history":
+            if value is False:
+                out.append("--no-history")
+        elif isinstance(value, bool):
             if value:
                 out.append(f"--{flag}")
         elif isinstance(value, list):

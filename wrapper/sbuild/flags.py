@@ -137,6 +137,11 @@ SBUILD_FLAGS: tuple[Flag, ...] = (
        sbuild=True),
     _f("retry-timeout", "string", "Stop retrying when the next attempt would start later than this after the "
        "first (90s, 10m, 1h30m; default: none)", metavar="DURATION", sbuild=True),
+    _f("no-history", "bool", "Do not record this build in the history ($SBUILD_HOME/history.db)", sbuild=True),
+    _f("history-keep", "string", "Builds kept in the history per project (default 500)", metavar="N", sbuild=True),
+    _f("baseline", "string", "Compare with: auto (the last good build of these stages on this branch, else the "
+       "default branch), none, a history ID, or a record/report JSON file", metavar="auto|none|ID|FILE",
+       sbuild=True),
     _f("help", "bool", "Show this help and exit", short="h", sbuild=True),
 )
 

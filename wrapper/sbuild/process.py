@@ -191,3 +191,36 @@ def git(args: Sequence[str], cwd: str) -> str | None:
     except (OSError, subprocess.TimeoutExpired):
         return None
     return cp.stdout.strip() if cp.returncode == 0 else None
+
+
+def engine_json(path: str, timeout: float = 10.0) -> object | None:
+    """GET `path` from the Docker Engine API (e.g. /images/ID/json) when DOCKER_HOST (or the default) is a
+    unix socket and no other docker context is chosen: ~1 ms, against ~30 ms for `docker image inspect`.
+    Elsewhere, and on any failure, None (the caller then does without)."""
+    import http.client
+    import json
+    import socket
+
+    address = _daemon_address()
+    if not address.startswith("unix://") or (os.environ.get("DOCKER_CONTEXT") or "default") != "default":
+        return None
+    sock_path = address[len("unix://"):]
+
+    class _Conn(http.client.HTTPConnection):
+        def connect(self) -> None:
+            self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            self.sock.settimeout(timeout)
+            self.sock.connect(sock_path)
+
+    debug(f"engine: GET {path} ({address})")
+    conn = _Conn("localhost", timeout=timeout)
+    try:
+        conn.request("GET", path)
+        r = conn.getresponse()
+        body = r.read()
+        return json.loads(body) if r.status == 200 else None
+    except (OSError, ValueError, http.client.HTTPException) as e:
+        debug(f"engine: {e}")
+        return None
+    finally:
+        conn.close()

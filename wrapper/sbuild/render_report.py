@@ -37,9 +37,10 @@ def columns(rows: Sequence[tuple[str, ...]], *, right: tuple[int, ...] = (), wid
 def terminal(report: Report, width: int = 100) -> str:
     """The end-of-build table (stderr)."""
     rows = [("STAGE", "STATUS", "STEPS", "CACHED", "TIME", "FIRST MISS")]
+    slower = set(report.regressions)
     for s in report.stages:
-        rows.append((s.name, s.status, str(s.steps), f"{s.cached_steps}/{s.steps}", _secs(s.duration_s),
-                     s.first_miss or "-"))
+        took = _secs(s.duration_s) + (f" (+{_secs(s.delta_s)})" if s.name in slower and s.delta_s else "")
+        rows.append((s.name, s.status, str(s.steps), f"{s.cached_steps}/{s.steps}", took, s.first_miss or "-"))
         for p in s.platforms:  # a row per platform beneath the stage's totals
             rows.append((f"  {p.platform}", p.status, str(p.steps), f"{p.cached_steps}/{p.steps}",
                          _secs(p.duration_s), p.first_miss or "-"))
@@ -51,6 +52,9 @@ def terminal(report: Report, width: int = 100) -> str:
                  + (f" · attempts {report.attempts}" if report.attempts > 1 else ""))
     if report.overhead:
         lines.append("outside stages: " + overhead_text(report))
+    base = baseline_text(report)
+    if base:
+        lines.append(base)
     f = report.failure
     if f is not None:
         where = f" ({f.location})" if f.location else ""
@@ -72,6 +76,36 @@ def _bytes(n: int) -> str:
     return ""  # pragma: no cover
 
 
+def _signed_bytes(n: int) -> str:
+    return ("+" if n >= 0 else "-") + _bytes(abs(n))
+
+
+def _signed_secs(x: float) -> str:
+    if abs(x) < 0.05:  # no "-0.0s"
+        return "±0.0s"
+    return ("+" if x >= 0 else "-") + _secs(abs(x))
+
+
+def baseline_text(report: Report) -> str:
+    """"vs 3f2a1b0c9d8e (main abc1234): slower test +3.2s · image 5.2 MB (+120.0 kB)"; "" without a baseline
+    or image."""
+    parts = []
+    b = report.baseline
+    if b is not None:
+        where = " ".join(x for x in (b.get("branch"), (b.get("commit") or "")[:7]) if x)
+        head = f"vs {b['id']}" + (f" ({where})" if where else "") + (f" from the {b['source']}"
+                                                                        if b.get("source") != "local" else "")
+        total = sum(s.delta_s for s in report.stages if s.delta_s is not None)
+        slow = [f"{s.name} {_signed_secs(s.delta_s)}" for s in report.stages
+                if s.name in report.regressions and s.delta_s is not None]
+        parts.append(head + ": " + ("slower " + ", ".join(slow) if slow else f"stages {_signed_secs(total)}"))
+    img = report.image
+    if img and img.get("size") is not None:
+        delta = img.get("size_delta")
+        parts.append(f"image {_bytes(img['size'])}" + (f" ({_signed_bytes(delta)})" if delta is not None else ""))
+    return " · ".join(parts)
+
+
 def overhead_text(report: Report) -> str:
     """"cache export 1.3s · cache import 0.4s · context 0.2s (987 B)": largest first."""
     parts = []
@@ -85,22 +119,30 @@ def markdown(report: Report) -> str:
     icon = {"success": "✅", "failed": "❌", "canceled": "⚠️"}[report.status]
     c = report.cache
     hit = f"{c.hit_ratio:.0%} ({c.cached_steps}/{c.steps} steps)" if c.hit_ratio is not None else "no steps"
+    vs = report.baseline is not None
     out = [f"### {icon} sbuild: {report.status} in {report.duration_s:.1f} s, cache hit {hit}", "",
-           "| Stage | Status | Steps | Cached | Time | First cache miss |", "|---|---|---:|---:|---:|---|"]
+           "| Stage | Status | Steps | Cached | Time |" + (" vs baseline |" if vs else "") + " First cache miss |",
+           "|---|---|---:|---:|---:|" + ("---:|" if vs else "") + "---|"]
     for s in report.stages:
         miss = f"`{s.first_miss}`" if s.first_miss else ""
+        delta = ""
+        if s.delta_s is not None:
+            delta = f"{s.delta_s:+.1f} s" + (" ⚠️ slower" if s.name in report.regressions else "")
         out.append(f"| {s.name} | {s.status} | {s.steps} | {s.cached_steps} | {s.duration_s:.1f} s | "
-                   f"{miss.replace('|', '∣')} |")
+                   + (f"{delta} | " if vs else "") + f"{miss.replace('|', '∣')} |")
         for p in s.platforms:
             pmiss = f"`{p.first_miss}`" if p.first_miss else ""
             out.append(f"| ↳ {p.platform} | {p.status} | {p.steps} | {p.cached_steps} | {p.duration_s:.1f} s | "
-                       f"{pmiss.replace('|', '∣')} |")
+                       + (" | " if vs else "") + f"{pmiss.replace('|', '∣')} |")
     f = report.failure
     if f is not None:
         out += ["", f"**Failed:** stage `{f.stage}` at `{f.step}`" + (f" ({f.location})" if f.location else ""), "",
                 "```", *f.output, "```"]
     if report.overhead:
         out += ["", "**Outside the stages:** " + overhead_text(report)]
+    base = baseline_text(report)
+    if base:
+        out += ["", "**Compared:** " + base]
     if report.tags:
         out += ["", "**Tags:** " + ", ".join(f"`{t}`" for t in report.tags)]
     return "\n".join(out) + "\n"

@@ -6,6 +6,7 @@ rich is imported only here, i.e. only when stderr is a terminal (it costs ~30 ms
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import TextIO
 
 from rich.console import Console, Group, RenderableType
@@ -22,8 +23,10 @@ _SPIN = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
 
 
 class TtyRenderer:
-    def __init__(self, out: TextIO, masker: Masker, model: BuildModel, stages: list[str]) -> None:
+    def __init__(self, out: TextIO, masker: Masker, model: BuildModel, stages: list[str],
+                 baseline: Callable[[], dict[str, float] | None] | None = None) -> None:
         self.model = model
+        self.baseline = baseline  # the baseline's stage times, once the history found them
         self.mask = masker.text
         self.stages = list(stages)
         self.console = Console(file=out, highlight=False)
@@ -50,9 +53,10 @@ class TtyRenderer:
         spin = _SPIN[int(time.monotonic() * 10) % len(_SPIN)]
         running: list[Step] = []
         now = time.time()
+        base = self.baseline() if self.baseline is not None else None
         for key in keys:
             ss = by_stage.get(key, [])
-            running += self._row(table, key, ss, spin, now, bold=True)
+            running += self._row(table, key, ss, spin, now, bold=True, baseline_s=(base or {}).get(key))
             platforms = sorted({s.platform for s in ss if s.platform})
             if len(platforms) > 1:  # a row per platform beneath the stage
                 for p in platforms:
@@ -65,7 +69,8 @@ class TtyRenderer:
                                   no_wrap=True))
         return Group(*parts)
 
-    def _row(self, table: Table, label: str, ss: list[Step], spin: str, now: float, bold: bool) -> list[Step]:
+    def _row(self, table: Table, label: str, ss: list[Step], spin: str, now: float, bold: bool,
+             baseline_s: float | None = None) -> list[Step]:
         """One line of the live table for these steps (a stage's, or one platform's of it); its running steps."""
         real: dict[tuple[int, str, str], bool] = {}  # bake reports a shared step once per target
         for s in ss:
@@ -87,11 +92,17 @@ class TtyRenderer:
             icon, state, style = "✔", "built", "green"
         starts = [s.first_started for s in ss if s.first_started]
         ends = [s.completed or now for s in ss]
-        elapsed = f"{max(ends) - min(starts):.1f}s" if starts and ends else ""
+        took = max(ends) - min(starts) if starts and ends else None
+        elapsed = Text(f"{took:.1f}s" if took is not None else "")
+        if took is not None and baseline_s is not None and state in ("built", "cached"):
+            from .compare import is_regression
+
+            if is_regression(took, baseline_s):  # slower than the baseline: say by how much, beside it
+                elapsed.append(f" +{took - baseline_s:.1f}s", style="yellow")
         current = active[-1].display if active else (failed[0].display if failed else "")
         table.add_row(Text(icon, style=style), Text(label, style="bold" if bold else ""), Text(state, style=style),
                       Text(f"{cached}/{len(real)} cached" if real else "", style="dim"),
-                      Text(elapsed), Text(self.mask(current), style="dim", overflow="ellipsis", no_wrap=True))
+                      elapsed, Text(self.mask(current), style="dim", overflow="ellipsis", no_wrap=True))
         return active
 
     def close(self) -> None:

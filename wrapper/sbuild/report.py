@@ -13,7 +13,8 @@ from typing import Any
 
 from .progress import BuildModel, Step
 
-SCHEMA_VERSION = 3  # 2: "progress", the "unknown" stage status; 3: "overhead" (internal_s kept as an alias)
+SCHEMA_VERSION = 4  # 2: "progress", the "unknown" stage status; 3: "overhead" (internal_s kept as an alias);
+# 4: the history: "id", "baseline", "regressions", "image", per stage "baseline_duration_s" and "delta_s"
 OUTPUT_TAIL = 20  # lines of the failing step's output kept in the report
 
 STATUSES = ("built", "cached", "failed", "canceled", "skipped", "unknown")  # unknown: progress unreadable
@@ -52,6 +53,8 @@ class StageReport:
     started_s: float | None = None
     timeline: tuple[StepReport, ...] = ()
     platforms: tuple[PlatformReport, ...] = ()  # when more than one platform was built; totals are over all
+    baseline_duration_s: float | None = None  # the same stage in the baseline build (compare.py)
+    delta_s: float | None = None  # duration_s - baseline_duration_s
 
 
 @dataclass(frozen=True)
@@ -101,6 +104,10 @@ class Report:
     retry_stop: str | None = None  # why retrying ended: succeeded|count|timeout|permanent|cap; None: interrupted
     overhead: tuple[OverheadReport, ...] = ()  # time outside the stages, by category
     overhead_intervals: tuple[tuple[str, float, float], ...] = ()  # (category, start_s, end_s): trace only
+    id: str | None = None  # the history record's id (None: not recorded)
+    baseline: dict[str, Any] | None = None  # {id, branch, commit, finished_at, source}
+    regressions: tuple[str, ...] = ()  # stages slower than the baseline by >= 20% and >= 2 s
+    image: dict[str, Any] | None = None  # the deploy image: {digest, size, layers, baseline_size, size_delta}
 
     def to_json(self) -> dict[str, Any]:
         d = asdict(self)
@@ -112,8 +119,10 @@ class Report:
         for st in d["stages"]:  # "platforms" only where several were built
             if not st["platforms"]:
                 del st["platforms"]
-        keys = ("schema_version", "status", "exit_code", "duration_s", "attempts", "progress", "stages", "cache",
-                "tags", "pushed", "overhead", "internal_s", "failure", "warnings", "retries", "retry_stop", "notes")
+        d["regressions"] = list(self.regressions)
+        keys = ("schema_version", "id", "status", "exit_code", "duration_s", "attempts", "progress", "stages",
+                "cache", "tags", "pushed", "image", "baseline", "regressions", "overhead", "internal_s", "failure",
+                "warnings", "retries", "retry_stop", "notes")
         return {k: d[k] for k in keys}
 
     @property
@@ -279,3 +288,32 @@ def _failure(model: BuildModel) -> Failure | None:
             location = line.strip()
             break
     return Failure(step.stage, step.display, step.error or "", location, tuple(list(step.logs)[-OUTPUT_TAIL:]))
+
+
+def report_from_json(d: dict[str, Any]) -> Report:
+    """A Report back from its JSON (a history record's), for the renderers. Keys a schema lacked default."""
+    def stage(s: dict[str, Any]) -> StageReport:
+        return StageReport(
+            s["name"], s["status"], s["steps"], s["cached_steps"], s["duration_s"], s.get("first_miss"),
+            s.get("started_s"), tuple(StepReport(t["name"], t["index"], t.get("started_s"), t["duration_s"],
+                                                 t["cached"], t.get("error")) for t in s.get("timeline", [])),
+            tuple(PlatformReport(**p) for p in s.get("platforms", [])), s.get("baseline_duration_s"), s.get("delta_s"))
+
+    c = d.get("cache") or {}
+    f = d.get("failure")
+    return Report(
+        status=d["status"], exit_code=d["exit_code"], duration_s=d["duration_s"],
+        stages=tuple(stage(s) for s in d.get("stages", [])),
+        cache=CacheSummary(c.get("steps", 0), c.get("cached_steps", 0), c.get("hit_ratio"),
+                           tuple(c.get("imported_from", ())), tuple(c.get("exported_to", ())),
+                           tuple(c.get("export_errors", ()))),
+        attempts=d.get("attempts", 1), tags=tuple(d.get("tags", ())), pushed=tuple(d.get("pushed", ())),
+        internal_s=d.get("internal_s", 0.0),
+        failure=Failure(f.get("stage"), f["step"], f.get("error", ""), f.get("location"), tuple(f.get("output", ())))
+        if f else None,
+        warnings=tuple(d.get("warnings", ())), retries=tuple(d.get("retries", ())),
+        schema_version=d.get("schema_version", SCHEMA_VERSION), notes=tuple(d.get("notes", ())),
+        progress=d.get("progress", "ok"), retry_stop=d.get("retry_stop"),
+        overhead=tuple(OverheadReport(o["category"], o["duration_s"], o["steps"], o.get("bytes"))
+                       for o in d.get("overhead", [])),
+        id=d.get("id"), baseline=d.get("baseline"), regressions=tuple(d.get("regressions", ())), image=d.get("image"))

@@ -1,0 +1,399 @@
+"""A build's record for the history: what was built, where, from what, and the whole report.
+
+The pure part turns facts into the record (the JSON contract `sbuild history show --json` prints); the
+facts themselves (git, builder, image) are gathered by `Recorder` on a thread while buildx runs, so a
+build pays for recording only what is left after it ends (bench: scripts/bench-history).
+
+No secret value ever enters a record: build args are kept as a hash of their value (secret-named ones
+only as "set", or as an HMAC with the key shared in $SBUILD_HASH_KEY, which is never stored); the report
+is masked as every other output; a remote URL loses its credentials.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import re
+import threading
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+from .mask import is_secret_name
+
+if TYPE_CHECKING:
+    from .build import BuildOutcome
+    from .flags import BuildCommand
+    from .history import Store
+    from .plan import Plan
+    from .report import Report
+
+RECORD_SCHEMA = 1
+
+
+class Project(NamedTuple):
+    id: str  # "<remote>:<dockerfile in repo>", or the Dockerfile's absolute path without git
+    remote: str | None  # normalized: host/path, no scheme, no credentials, no .git
+    dockerfile: str  # in the repository, or absolute
+
+
+class GitState(NamedTuple):
+    branch: str | None
+    default_branch: str | None
+    commit: str | None
+    dirty: bool | None
+
+
+class Builder(NamedTuple):
+    name: str | None
+    driver: str | None
+
+
+class Image(NamedTuple):
+    digest: str | None
+    size: int | None
+    layers: int | None
+
+
+_SCP = re.compile(r"^(?:[\w.-]+@)?(?P<host>[\w.-]+):(?!//)(?P<path>.+)$")
+
+
+def normalize_remote(url: str) -> str:
+    """git@github.com:Org/Repo.git, https://user:tok@github.com/Org/Repo -> github.com/Org/Repo."""
+    url = url.strip()
+    m = _SCP.match(url) if "://" not in url else None
+    if m:
+        host, path = m.group("host"), m.group("path")
+    else:
+        rest = url.split("://", 1)[-1]
+        rest = rest.rsplit("@", 1)[-1] if "@" in rest.split("/", 1)[0] else rest  # credentials
+        host, _, path = rest.partition("/")
+        host = host.rsplit(":", 1)[0] if host.rsplit(":", 1)[-1].isdigit() and "ssh" in url.split("://")[0] \
+            else host
+    path = path.strip("/").removesuffix(".git")
+    return f"{host.lower()}/{path}" if path else host.lower()
+
+
+def project_identity(dockerfile: str | None, toplevel: str | None, remote: str | None, context: str) -> Project:
+    if dockerfile is None:  # stdin or a remote context: the context names the project
+        where = normalize_remote(context) if "://" in context or context.startswith("git@") else context
+        return Project(f"{where}:Dockerfile", None, "Dockerfile")
+    absolute = os.path.realpath(dockerfile)
+    if toplevel:
+        rel = os.path.relpath(absolute, os.path.realpath(toplevel))
+        if remote:
+            norm = normalize_remote(remote)
+            return Project(f"{norm}:{rel}", norm, rel)
+    return Project(absolute, None, absolute)
+
+
+def hash_build_args(args: dict[str, str], key: str | None) -> dict[str, str]:
+    """Each value as a hash, never the value. Secret-named args: "set", or with a shared key an HMAC (so
+    two machines with the key can tell a change without anyone storing the value)."""
+    out = {}
+    for name, value in sorted(args.items()):
+        if is_secret_name(name):
+            out[name] = ("hmac-sha256:" + hmac.new(key.encode(), value.encode(), hashlib.sha256).hexdigest()[:16]
+                         if key else "set")
+        else:
+            out[name] = "sha256:" + hashlib.sha256(value.encode()).hexdigest()[:16]
+    return out
+
+
+def stage_set(cmd: BuildCommand, plan: Plan) -> list[str]:
+    """The stages asked for, the key a baseline is looked up by: --stage ones, else --target, else the
+    default (last) stage."""
+    if plan.selected:
+        return sorted(s.key for s in plan.selected)
+    target = cmd.value("target")
+    if target:
+        return [target.lower()]
+    if plan.graph is not None:
+        return [plan.graph.default.key]
+    return []
+
+
+def _iso(t: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
+
+
+def new_id() -> str:
+    import secrets
+
+    return secrets.token_hex(6)
+
+
+def make_record(*, build_id: str, report: dict[str, Any], project: Project, git: GitState, builder: Builder,
+                platforms: list[str], stages: list[str], build_args: dict[str, str], image: Image | None,
+                started_at: float, finished_at: float, version: str) -> dict[str, Any]:
+    """The record: the contract of `sbuild history show --json` (key order pinned by a test)."""
+    return {
+        "schema_version": RECORD_SCHEMA,
+        "id": build_id,
+        "sbuild_version": version,
+        "project": project._asdict(),
+        "branch": git.branch,
+        "default_branch": git.default_branch,
+        "commit": git.commit,
+        "dirty": git.dirty,
+        "builder": builder._asdict(),
+        "platforms": platforms,
+        "stages": stages,
+        "build_args": build_args,
+        "status": report["status"],
+        "exit_code": report["exit_code"],
+        "started_at": _iso(started_at),
+        "finished_at": _iso(finished_at),
+        "finished_at_epoch": round(finished_at, 3),
+        "image": image._asdict() if image is not None else None,
+        "report": report,
+    }
+
+
+def builder_facts(cmd: BuildCommand, metadata: dict[str, Any] | None) -> Builder:
+    """The builder's name and driver, from what buildx wrote (metadata `buildx.build.ref` is
+    builder/node/ref) or its own state files; no buildx process (it takes ~100 ms to start)."""
+    import json
+
+    from .installed import config_dir
+
+    name = cmd.value("builder") or os.environ.get("BUILDX_BUILDER")
+    ref = (metadata or {}).get("buildx.build.ref")
+    if isinstance(ref, str) and ref.count("/") >= 2:
+        name = ref.split("/")[0]
+    state = os.path.join(config_dir(), "buildx")
+    if not name:
+        try:
+            with open(os.path.join(state, "current")) as f:
+                name = json.load(f).get("Name") or None
+        except (OSError, ValueError):
+            name = None
+    if not name or name == "default":
+        return Builder(name or "default", "docker")
+    try:
+        with open(os.path.join(state, "instances", name)) as f:
+            return Builder(name, json.load(f).get("Driver"))
+    except (OSError, ValueError):
+        return Builder(name, "docker")  # a docker context used as a builder: the docker driver
+
+
+def platforms_of(cmd: BuildCommand, report: dict[str, Any]) -> list[str]:
+    asked = [p for v in cmd.values("platform") for p in v.split(",") if p]
+    if asked:
+        return asked
+    seen = {p["platform"] for s in report.get("stages", []) for p in s.get("platforms", [])}
+    return sorted(seen)
+
+
+def local_facts(cmd: BuildCommand) -> tuple[Project, GitState]:
+    """The project and git state of a command line's Dockerfile (git runs here: off the build's path)."""
+    from . import gitinfo, process
+
+    where = cmd.context if os.path.isdir(cmd.context) else "."
+    if cmd.dockerfile is not None:
+        where = os.path.dirname(os.path.abspath(cmd.dockerfile))
+    top = process.git(["rev-parse", "--show-toplevel", "HEAD"], where)
+    lines = top.splitlines() if top else []
+    toplevel = lines[0] if lines else None
+    commit = lines[1] if len(lines) > 1 else None
+    remote = process.git(["config", "--get", "remote.origin.url"], where) if toplevel else None
+    dirty = None
+    if toplevel:
+        status = process.git(["status", "--porcelain", "--untracked-files=no"], where)
+        dirty = bool(status) if status is not None else None
+    project = project_identity(cmd.dockerfile, toplevel, remote, cmd.context)
+    branch = cmd.value("branch") or gitinfo.current_branch(where)
+    default = cmd.value("default-branch") or (gitinfo.default_branch(where) if toplevel or branch else None)
+    return project, GitState(branch, default, os.environ.get("SBUILD_SHA") or commit, dirty)
+
+
+class Recorder:
+    """Gathers a build's facts beside it and saves its record after it.
+
+    `start(plan)` is called once buildx is running: a thread opens the store, asks git, and finds the
+    baseline (the registry's, when the local store has none). `finish(outcome)` compares the report with
+    the baseline, saves the record, pushes it to the registry, and returns the compared report.
+    Every failure here is a warning: recording never fails a build."""
+
+    def __init__(self, cmd: BuildCommand, *, keep: int, save: bool, auto_baseline: bool,
+                 explicit_baseline: tuple[dict[str, Any], str] | None, store: Store | None = None) -> None:
+        self.cmd = cmd
+        self.keep = keep
+        self.save = save  # False (--no-history): compare with an explicit baseline, record nothing
+        self.auto_baseline = auto_baseline
+        self.baseline: tuple[dict[str, Any], str] | None = explicit_baseline  # (record, source)
+        self.store = store
+        self.thread: threading.Thread | None = None
+        self.stages: list[str] = []
+        self.project: Project | None = None
+        self.git = GitState(None, None, None, None)
+        self.warnings: list[str] = []
+        self.started_at = time.time()
+
+    # -- beside the build ----------------------------------------------------------------------
+
+    def start(self, plan: Plan) -> None:
+        if self.thread is not None:
+            return
+        self.stages = stage_set(self.cmd, plan)
+        self.thread = threading.Thread(target=self._gather, name="sbuild-record", daemon=True)
+        self.thread.start()
+
+    def _gather(self) -> None:
+        try:
+            self._facts()
+            if self.store is None and (self.save or self.auto_baseline):
+                from .history import Store, default_path
+
+                self.store = Store(default_path())
+            if self.baseline is None and self.auto_baseline:
+                self.baseline = self._find_baseline()
+        except Exception as e:
+            self.warnings.append(f"history: {e}")
+
+    def _facts(self) -> None:
+        self.project, self.git = local_facts(self.cmd)
+
+    def _branches(self) -> list[str | None]:
+        """Where a baseline is looked for: this branch, then the default one (no branch: branchless builds)."""
+        out = [b for b in (self.git.branch, self.git.default_branch) if b]
+        return list(dict.fromkeys(out)) or [None]
+
+    def _find_baseline(self) -> tuple[dict[str, Any], str] | None:
+        assert self.store is not None and self.project is not None
+        key = ",".join(self.stages)
+        local = self.store.baseline(self.project.id, key, self._branches())
+        if local is not None:
+            return local, self.store.source_of(local["id"])
+        repo = self.cmd.value("cache-repo")
+        if not repo:
+            return None
+        from . import history_registry
+
+        for branch in self._branches():
+            if branch is None:
+                break
+            try:
+                got = history_registry.pull(repo, self.project.id, key, branch)
+            except history_registry.RecordError as e:
+                self.warnings.append(f"history: could not fetch a baseline from the registry ({e})")
+                return None
+            if got is not None and got.get("status") == "success":
+                try:
+                    self.store.save(got, keep=self.keep, source="registry")
+                except Exception as e:
+                    self.warnings.append(f"history: {e}")
+                return got, "registry"
+        return None
+
+    def baseline_times(self) -> dict[str, float] | None:
+        """The baseline's stage durations once known (for the live view); None until then."""
+        if self.thread is not None and self.thread.is_alive():
+            return None
+        if self.baseline is None:
+            return None
+        return {s["name"]: s["duration_s"] for s in self.baseline[0].get("report", {}).get("stages", [])}
+
+    # -- after the build -----------------------------------------------------------------------
+
+    def finish(self, outcome: BuildOutcome, image: Callable[[], Image | None], say: Callable[[str], None]) -> Report:
+        from . import __version__
+        from .compare import apply_baseline
+        from .flags import build_arg_map
+
+        if self.thread is None:  # buildx never ran far enough to start us (e.g. an early failure)
+            self.stages = stage_set(self.cmd, outcome.plan)
+            self._gather()
+        else:
+            self.thread.join(timeout=15.0)
+            if self.thread.is_alive():
+                self.warnings.append("history: git or the registry did not answer within 15 s; not recorded")
+        for w in self.warnings:
+            say(f"warning: {w}")
+        if (self.thread is not None and self.thread.is_alive()) or self.project is None:
+            return outcome.report
+        build_id = new_id()
+        base = self.baseline
+        img = image()
+        report = apply_baseline(outcome.report, base[0] if base else None, base[1] if base else None, img,
+                                build_id)
+        if self.store is None or not self.save or outcome.evaluated:
+            return report
+        import json
+
+        masked = json.loads(outcome.masker.text(json.dumps(report.to_json())))
+        record = make_record(build_id=build_id, report=masked, project=self.project, git=self.git,
+                             builder=builder_facts(self.cmd, outcome.metadata),
+                             platforms=platforms_of(self.cmd, masked), stages=self.stages,
+                             build_args=hash_build_args(build_arg_map(self.cmd.values("build-arg")),
+                                                        os.environ.get("SBUILD_HASH_KEY") or None),
+                             image=img, started_at=self.started_at, finished_at=time.time(), version=__version__)
+        from .history import StoreError
+
+        try:
+            self.store.save(record, keep=self.keep)
+            if self.store.moved_aside:
+                say(f"warning: history: {self.store.path} was damaged: moved aside to "
+                         f"{self.store.moved_aside}; a new history starts")
+        except StoreError as e:
+            say(f"warning: history: not recorded: {e}")
+        repo = self.cmd.value("cache-repo")
+        if repo and record["status"] == "success":  # a failed build never replaces a baseline
+            from . import history_registry
+
+            try:
+                history_registry.push(repo, record)
+            except history_registry.RecordError as e:
+                say(f"warning: history: record not pushed to the registry ({e}); the build is fine")
+        self.store.close()
+        return report
+
+
+def image_facts(cmd: BuildCommand, metadata: dict[str, Any] | None, pushed: list[str], driver: str | None
+                ) -> Image | None:
+    """The deploy image's digest (buildx's metadata), size and layer count: from the pushed manifest, else
+    from the engine when the image was loaded into it (docker driver, or --load)."""
+    digest = (metadata or {}).get("containerimage.digest")
+    if not isinstance(digest, str):
+        return None
+    size = layers = None
+    if pushed:
+        size, layers = _pushed_size(pushed[0], digest)
+    elif driver == "docker" or cmd.flag("load"):
+        from .process import engine_json
+
+        got = engine_json(f"/images/{digest}/json")
+        if isinstance(got, dict):
+            size = got.get("Size") if isinstance(got.get("Size"), int) else None
+            rootfs = got.get("RootFS") or {}
+            layers = len(rootfs.get("Layers") or []) or None
+    return Image(digest, size, layers)
+
+
+def _pushed_size(tag: str, digest: str) -> tuple[int | None, int | None]:
+    """The compressed size (config + layers) and layer count of the first image in the pushed manifest."""
+    import json
+
+    from . import registry
+
+    try:
+        ref = registry.split_ref(tag.split("@")[0])
+        client = registry.Client(ref.host)
+        got = client.manifest(ref.repo, digest)
+        if got is None:
+            return None, None
+        doc = json.loads(got[1])
+        if "manifests" in doc:  # an index: the first image that is not an attestation
+            first = next((m for m in doc["manifests"]
+                          if (m.get("platform") or {}).get("architecture") != "unknown"), None)
+            if first is None:
+                return None, None
+            got = client.manifest(ref.repo, first["digest"])
+            if got is None:
+                return None, None
+            doc = json.loads(got[1])
+        lays = doc.get("layers") or []
+        return sum(int(x.get("size", 0)) for x in lays) + int((doc.get("config") or {}).get("size", 0)), len(lays)
+    except (registry.RegistryError, ValueError, KeyError, TypeError):
+        return None, None
