@@ -25,6 +25,12 @@ REGISTRY = os.environ.get("SBUILD_REGISTRY", "127.0.0.1:5000")
 BASE_IMAGE = os.environ.get("SBUILD_BASE_IMAGE", "sbuild-busybox:latest")
 
 
+@pytest.fixture(autouse=True)
+def _own_history(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test its own history store: no baseline leaks from one test into another, nothing into ~."""
+    monkeypatch.setenv("SBUILD_HOME", str(tmp_path_factory.mktemp("sbuild-home")))
+
+
 def _missing(what: str) -> None:
     msg = f"{what}: run scripts/setup-engine first"
     if os.environ.get("CI"):

@@ -244,9 +244,15 @@ class Recorder:
         try:
             self._facts()
             if self.store is None and (self.save or self.auto_baseline):
-                from .history import Store, default_path
+                from .history import Store, StoreError, default_path
 
                 self.store = Store(default_path())
+                try:
+                    self.store.db()
+                except StoreError as e:  # one warning; the build goes on unrecorded
+                    self.store = None
+                    self.warnings.append(f"history: not recorded: {e}")
+                    return
             if self.baseline is None and self.auto_baseline:
                 self.baseline = self._find_baseline()
         except Exception as e:

@@ -1,0 +1,331 @@
+"""The history: store (SQLite, concurrency, damage, retention), records (no secret), baselines, compare/diff,
+the registry record's tag, and the commands, in-process against the fake `docker`."""
+
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import re
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from sbuild import cli, compare, history, history_registry, record
+from sbuild.cache import tag_safe
+from sbuild.report import report_from_json
+
+from .test_cli import Fake, _pipeline, fake  # noqa: F401  (the fixture)
+
+
+def _record(i: int, *, project: str = "example.com/app:Dockerfile", branch: str | None = "main",
+            status: str = "success", stages: tuple[str, ...] = ("test",), durations: dict[str, float] | None = None,
+            size: int | None = None) -> dict[str, Any]:
+    durations = durations or {"base": 0.1, "test": 1.0 + i}
+    rep = {"schema_version": 4, "id": f"id{i:04d}", "status": status, "exit_code": 0 if status == "success" else 1,
+           "duration_s": sum(durations.values()), "cache": {"steps": 2, "cached_steps": 1, "hit_ratio": 0.5},
+           "stages": [{"name": k, "status": "built", "steps": 1, "cached_steps": 0, "duration_s": v,
+                       "first_miss": None, "timeline": [{"name": f"[{k} 1/1] RUN x", "index": 1, "started_s": 0.0,
+                                                         "duration_s": v, "cached": False, "error": None}]}
+                      for k, v in durations.items()]}
+    return record.make_record(build_id=f"id{i:04d}", report=rep, project=record.Project(project, None, "Dockerfile"),
+                              git=record.GitState(branch, "main", f"{i:040x}", False),
+                              builder=record.Builder("default", "docker"), platforms=[], stages=list(stages),
+                              build_args={}, image=record.Image("sha256:" + "a" * 64, size, 3) if size else None,
+                              started_at=1e9 + i, finished_at=1e9 + i + 1, version="test")
+
+
+# -- the store ------------------------------------------------------------------------------------
+
+def test_store_saves_finds_by_prefix_and_keeps_the_newest_per_project(tmp_path: Path) -> None:
+    s = history.Store(str(tmp_path / "h.db"))
+    for i in range(5):
+        s.save(_record(i), keep=3)
+    s.save(_record(9, project="other"), keep=3)
+    assert [r.id for r in s.rows(project="example.com/app:Dockerfile")] == ["id0004", "id0003", "id0002"]
+    assert [r.id for r in s.rows()] == ["id0009", "id0004", "id0003", "id0002"]
+    assert s.get("id0003")["commit"] == f"{3:040x}"  # type: ignore[index]
+    assert s.get("id0000") is None  # trimmed
+    with pytest.raises(history.StoreError, match="ambiguous"):
+        s.get("id000")
+    assert s.rows(stage="base")[0].stage_times == {"base": 0.1, "test": 10.0}  # record 9, the newest
+    assert s.rows(stage="lint") == []
+
+
+def test_baseline_is_the_last_success_on_the_branch_else_the_default_branch(tmp_path: Path) -> None:
+    s = history.Store(str(tmp_path / "h.db"))
+    s.save(_record(1, branch="main"))
+    s.save(_record(2, branch="main"))
+    s.save(_record(3, branch="main", status="failed"))  # a failed build is never a baseline
+    s.save(_record(4, branch="main", stages=("lint", "test")))  # another stage set
+    s.save(_record(5, project="other", branch="main"))
+    assert s.baseline("example.com/app:Dockerfile", "test", ["main"])["id"] == "id0002"  # type: ignore[index]
+    assert s.baseline("example.com/app:Dockerfile", "test", ["feature/x", "main"])["id"] == "id0002"  # type: ignore
+    s.save(_record(6, branch="feature/x"))
+    assert s.baseline("example.com/app:Dockerfile", "test", ["feature/x", "main"])["id"] == "id0006"  # type: ignore
+    assert s.baseline("example.com/app:Dockerfile", "lint,test", ["main"])["id"] == "id0004"  # type: ignore
+    assert s.baseline("example.com/app:Dockerfile", "deploy", ["main"]) is None
+
+
+def test_a_damaged_file_is_moved_aside_and_a_new_store_started(tmp_path: Path) -> None:
+    path = tmp_path / "history.db"
+    path.write_bytes(b"this is not a database at all" * 100)
+    s = history.Store(str(path))
+    s.save(_record(1))
+    assert s.moved_aside is not None and Path(s.moved_aside).read_bytes().startswith(b"this is not")
+    assert [r.id for r in history.Store(str(path)).rows()] == ["id0001"]
+
+
+def test_a_store_from_a_newer_sbuild_is_refused_not_overwritten(tmp_path: Path) -> None:
+    path = tmp_path / "history.db"
+    db = sqlite3.connect(path)
+    db.execute(f"PRAGMA user_version = {len(history.MIGRATIONS) + 1}")
+    db.close()
+    with pytest.raises(history.StoreError, match="newer sbuild"):
+        history.Store(str(path)).save(_record(1))
+    assert path.exists()
+
+
+def test_migrations_take_an_empty_store_to_the_current_schema(tmp_path: Path) -> None:
+    s = history.Store(str(tmp_path / "h.db"))
+    db = s.db()
+    assert db.execute("PRAGMA user_version").fetchone()[0] == len(history.MIGRATIONS)
+    assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def _writer(path: str, n: int, offset: int) -> None:
+    s = history.Store(path)
+    for i in range(n):
+        s.save(_record(offset + i))
+
+
+def test_eight_writers_at_once_lose_nothing(tmp_path: Path) -> None:
+    path = str(tmp_path / "h.db")
+    ctx = multiprocessing.get_context("spawn")
+    procs = [ctx.Process(target=_writer, args=(path, 25, k * 1000)) for k in range(8)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(60)
+    assert [p.exitcode for p in procs] == [0] * 8  # a "database is locked" would have raised
+    assert history.Store(path).count() == 200
+
+
+def test_a_writer_killed_at_any_point_leaves_a_store_that_opens_without_half_records(tmp_path: Path) -> None:
+    path = str(tmp_path / "h.db")
+    code = ("import sys; sys.path[:0] = sys.argv[2:]; from tests.test_history import _writer; "
+            "_writer(sys.argv[1], 100000, 0)")
+    root = str(Path(__file__).parent.parent)
+    counts = []
+    for delay in (0.2, 0.3, 0.45, 0.6, 0.8):  # start-up takes ~0.15 s: then it writes as fast as it can
+        p = subprocess.Popen([sys.executable, "-c", code, path, root, os.path.join(root, "wrapper")])
+        time.sleep(delay)
+        p.send_signal(signal.SIGKILL)
+        p.wait()
+        db = sqlite3.connect(path)
+        assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        db.close()
+        store = history.Store(path)
+        records = list(store)
+        assert all(r["report"]["stages"] for r in records)  # whole records only
+        counts.append(len(records))
+        store.close()
+    assert counts[-1] > 0  # the writer did get to write before it was killed
+
+
+# -- records --------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("url, want", [
+    ("git@github.com:Org/Repo.git", "github.com/Org/Repo"),
+    ("https://github.com/Org/Repo", "github.com/Org/Repo"),
+    ("https://user:ghp_secret@GitHub.com/Org/Repo.git/", "github.com/Org/Repo"),
+    ("ssh://git@gitlab.example.com:2222/team/app.git", "gitlab.example.com/team/app"),
+])
+def test_remote_urls_normalize_to_one_identity_without_credentials(url: str, want: str) -> None:
+    assert record.normalize_remote(url) == want
+
+
+def test_build_args_are_hashed_and_secret_named_ones_only_marked_set() -> None:
+    got = record.hash_build_args({"VERSION": "1.2", "NPM_TOKEN": "s3cr3t-value"}, None)
+    assert got["NPM_TOKEN"] == "set"
+    assert re.fullmatch(r"sha256:[0-9a-f]{16}", got["VERSION"])
+    keyed = record.hash_build_args({"NPM_TOKEN": "s3cr3t-value"}, "shared-key")
+    again = record.hash_build_args({"NPM_TOKEN": "s3cr3t-value"}, "shared-key")
+    other = record.hash_build_args({"NPM_TOKEN": "another"}, "shared-key")
+    assert keyed == again != other and keyed["NPM_TOKEN"].startswith("hmac-sha256:")
+    assert "s3cr3t" not in json.dumps([got, keyed]) and "shared-key" not in json.dumps(keyed)
+
+
+def test_record_keys_are_pinned() -> None:
+    assert list(_record(1)) == ["schema_version", "id", "sbuild_version", "project", "branch", "default_branch",
+                                "commit", "dirty", "builder", "platforms", "stages", "build_args", "status",
+                                "exit_code", "started_at", "finished_at", "finished_at_epoch", "image", "report"]
+
+
+_STAGE = st.from_regex(r"\A[a-z][a-z0-9_.-]{0,20}\Z")
+_BRANCH = st.text(min_size=1, max_size=60)
+
+
+@given(stages=st.lists(_STAGE, min_size=1, max_size=4), branch=_BRANCH, stage=_STAGE, other=_BRANCH)
+def test_a_record_tag_is_a_valid_tag_and_never_a_cache_tag(stages: list[str], branch: str, stage: str,
+                                                            other: str) -> None:
+    tag = history_registry.record_tag("p", ",".join(sorted(stages)), branch)
+    assert re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}", tag)
+    assert tag != f"{stage}-{tag_safe(other)}"[:128]  # cache tags start with a stage name: a letter
+
+
+def test_record_tags_differ_where_tag_safe_folds_names_together() -> None:
+    assert tag_safe("feature/x") == tag_safe("feature-x")
+    assert history_registry.record_tag("p", "test", "feature/x") != history_registry.record_tag("p", "test",
+                                                                                                  "feature-x")
+
+
+# -- compare ---------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("before, after, slower", [
+    (10.0, 12.1, True), (10.0, 11.9, False), (1.0, 2.9, False), (1.0, 3.0, True), (20.0, 23.5, False),
+])
+def test_a_regression_is_20_percent_and_2_seconds_slower(before: float, after: float, slower: bool) -> None:
+    assert compare.is_regression(after, before) is slower
+
+
+def test_the_report_gains_deltas_regressions_and_the_image_change() -> None:
+    base = _record(1, durations={"base": 0.5, "test": 4.0}, size=1000)
+    now = report_from_json(_record(2, durations={"base": 0.6, "test": 7.0})["report"])
+    got = compare.apply_baseline(now, base, "registry", record.Image("sha256:" + "b" * 64, 1500, 4), "new1")
+    js = got.to_json()
+    assert js["regressions"] == ["test"]
+    assert [(s["name"], s["baseline_duration_s"], s["delta_s"]) for s in js["stages"]] == [
+        ("base", 0.5, 0.1), ("test", 4.0, 3.0)]
+    assert js["baseline"] == {"id": "id0001", "branch": "main", "commit": f"{1:040x}",
+                              "finished_at": base["finished_at"], "source": "registry"}
+    assert js["image"] == {"digest": "sha256:" + "b" * 64, "size": 1500, "layers": 4, "baseline_size": 1000,
+                           "size_delta": 500}
+    from sbuild import render_report
+
+    table = render_report.terminal(got)
+    assert "7.0s (+3.0s)" in table and "0.6s (+" not in table
+    assert "vs id0001 (main 0000000) from the registry: slower test +3.0s · image 1.5 kB (+500 B)" in table
+    md = render_report.markdown(got)
+    assert "| test | built | 1 | 0 | 7.0 s | +3.0 s ⚠️ slower |" in md
+
+
+def test_diff_keys_are_pinned_and_steps_match_by_instruction() -> None:
+    a = _record(1, durations={"test": 2.0})
+    b = _record(2, durations={"test": 5.0, "lint": 1.0})
+    d = compare.diff(a, b)
+    assert list(d) == ["schema_version", "a", "b", "duration_delta_s", "image_size_delta", "stages"]
+    assert list(d["a"]) == ["id", "branch", "commit", "finished_at", "status", "duration_s", "hit_ratio",
+                            "image_size"]
+    test = next(s for s in d["stages"] if s["name"] == "test")
+    assert list(test) == ["name", "a", "b", "delta_s", "regression", "steps"]
+    assert test["delta_s"] == 3.0 and test["regression"] is True
+    assert test["steps"] == [{"step": "RUN x", "a_duration_s": 2.0, "b_duration_s": 5.0, "delta_s": 3.0,
+                              "a_cached": False, "b_cached": False}]
+    lint = next(s for s in d["stages"] if s["name"] == "lint")
+    assert lint["a"] is None and lint["delta_s"] is None
+
+
+# -- the commands, in-process with the fake docker -----------------------------------------------------
+
+def _db() -> Path:
+    return Path(os.environ["SBUILD_HOME"]) / "history.db"
+
+
+def test_every_build_is_recorded_and_compared_with_the_last_good_one(fake: Fake,
+                                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    _pipeline(Path("app"))
+    fake.stream("buildx-0.13/pipeline-fail-test")
+    assert cli.main(["--target", "test", "app"]) == 1
+    fake.stream("buildx-0.13/pipeline-warm-test")
+    assert cli.main(["--target", "test", "--report", "one.json", "app"]) == 0
+    one = json.loads(Path("one.json").read_text())
+    assert one["baseline"] is None  # the failed build before it is no baseline
+    assert cli.main(["--target", "test", "--report", "two.json", "app"]) == 0
+    two = json.loads(Path("two.json").read_text())
+    assert two["baseline"]["id"] == one["id"] and two["baseline"]["source"] == "local"
+    capsys.readouterr()
+    assert cli.main(["history", "-f", "app/Dockerfile", "--json"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert [b["id"] for b in listed["builds"]][:2] == [two["id"], one["id"]]
+    assert [b["status"] for b in listed["builds"]] == ["success", "success", "failed"]
+    assert list(listed["builds"][0]) == ["id", "project", "finished_at", "branch", "commit", "status", "duration_s",
+                                         "hit_ratio", "stages_asked", "stages", "source"]
+    assert listed["project"].endswith("app/Dockerfile")  # no git here: the Dockerfile's absolute path
+    assert cli.main(["history", "show", two["id"][:6], "--json"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["id"] == two["id"] and shown["report"]["baseline"]["id"] == one["id"]
+    assert cli.main(["history", "show", two["id"]]) == 0
+    text = capsys.readouterr().out
+    assert text.startswith(f"build {two['id']} · success") and "STAGE" in text
+
+
+def test_no_secret_reaches_the_store(fake: Fake) -> None:
+    _pipeline(Path("app"))
+    secret = "hunter2-" + "y" * 8
+    assert cli.main(["--target", "test", "--build-arg", f"API_TOKEN={secret}", "--build-arg", "MODE=fast",
+                     "--secret", f"id=npm,src=/run/{secret}", "app"]) == 0
+    raw = b"".join(p.read_bytes() for p in _db().parent.iterdir())
+    assert secret.encode() not in raw
+    [rec] = list(history.Store(str(_db())))
+    assert rec["build_args"]["API_TOKEN"] == "set" and rec["build_args"]["MODE"].startswith("sha256:")
+
+
+def test_no_history_writes_no_store(fake: Fake) -> None:
+    _pipeline(Path("app"))
+    assert cli.main(["--target", "test", "--no-history", "app"]) == 0
+    assert not _db().exists()
+    Path("app/sbuild.toml").write_text("history = false\n")
+    assert cli.main(["--target", "test", "app"]) == 0
+    assert not _db().exists()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--baseline", "nosuchid"], '--baseline "nosuchid": no such build in the history'),
+    (["--baseline", "missing.json"], '--baseline "missing.json": No such file or directory'),
+    (["--history-keep", "0"], 'invalid --history-keep "0"'),
+])
+def test_bad_history_arguments_stop_before_anything_runs(fake: Fake, capsys: pytest.CaptureFixture[str],
+                                                         args: list[str], message: str) -> None:
+    _pipeline(Path("app"))
+    assert cli.main([*args, "--target", "test", "app"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: " + message) and err.count("\n") == 1
+    assert fake.builds() == []
+
+
+def test_a_report_file_is_a_baseline(fake: Fake, capsys: pytest.CaptureFixture[str]) -> None:
+    _pipeline(Path("app"))
+    assert cli.main(["--target", "test", "--report", "r.json", "app"]) == 0
+    before = json.loads(Path("r.json").read_text())
+    for s in before["stages"]:  # a baseline slower by 1 s per stage
+        s["duration_s"] += 1.0
+    Path("slow.json").write_text(json.dumps(before))
+    capsys.readouterr()
+    assert cli.main(["--target", "test", "--baseline", "slow.json", "--report", "r2.json", "app"]) == 0
+    now = json.loads(Path("r2.json").read_text())
+    assert now["baseline"] == {"id": before["id"], "branch": None, "commit": None, "finished_at": None,
+                               "source": "file"}
+    assert [(s["name"], s["baseline_duration_s"], s["delta_s"]) for s in now["stages"]] == [
+        (s["name"], b["duration_s"], round(s["duration_s"] - b["duration_s"], 3))
+        for s, b in zip(now["stages"], before["stages"])]
+    assert now["regressions"] == []
+    assert f"vs {before['id']} from the file: stages -" in capsys.readouterr().err
+
+
+def test_a_store_that_cannot_be_written_costs_one_warning_not_the_build(fake: Fake, monkeypatch: pytest.MonkeyPatch,
+                                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    _pipeline(Path("app"))
+    Path("home-file").write_text("")
+    monkeypatch.setenv("SBUILD_HOME", str(Path("home-file").resolve()))  # a file where a directory is wanted
+    assert cli.main(["--target", "test", "app"]) == 0
+    warnings = [ln for ln in capsys.readouterr().err.splitlines() if "history" in ln]
+    assert len(warnings) == 1 and warnings[0].startswith("sbuild: warning: history:")
