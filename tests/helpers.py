@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import re
+import shutil
 from pathlib import Path
+
+import pytest
+
+from sbuild import installed
 
 DATA = Path(__file__).parent / "data"
 
@@ -37,3 +43,47 @@ def json_objects(text: str) -> list[dict]:
                 pass
         i += 1
     return out
+
+
+FAKE = Path(__file__).parent / "fakedocker"
+PIPELINE = Path(__file__).parent.parent / "examples" / "pipeline"
+
+
+class Fake:
+    def __init__(self, root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.log = root / "docker-calls.jsonl"
+        self.mp = monkeypatch
+
+    def calls(self) -> list[dict]:
+        if not self.log.exists():
+            return []
+        out = []
+        for line in self.log.read_text().splitlines():
+            try:
+                out.append(json.loads(line))
+            except ValueError:  # a line the fake is still writing
+                break
+        return out
+
+    def builds(self) -> list[dict]:
+        return [c for c in self.calls() if c["argv"][:2] in (["buildx", "build"], ["buildx", "bake"])
+                and "--help" not in c["argv"]]
+
+    def stream(self, name: str, exit_code: int | None = None) -> None:
+        self.mp.setenv("FAKE_DOCKER_STREAM", name)
+        if exit_code is not None:
+            self.mp.setenv("FAKE_DOCKER_EXIT", str(exit_code))
+
+    def buildx(self, version: str) -> None:
+        self.mp.setenv("FAKE_BUILDX", version)
+        # Another buildx binary: a new key for sbuild's cache of the installed flag set.
+        plugin = Path(self.mp_config) / "cli-plugins" / "docker-buildx"
+        plugin.write_text(f"#!/bin/sh\n# fake buildx {version}\n")
+        installed._memo = None
+
+    mp_config = ""
+
+
+def _pipeline(where: Path) -> Path:
+    shutil.copytree(PIPELINE, where)
+    return where

@@ -6,85 +6,13 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from sbuild import cli, installed
 
-from .helpers import DATA
-
-FAKE = Path(__file__).parent / "fakedocker"
-PIPELINE = Path(__file__).parent.parent / "examples" / "pipeline"
-
-
-class Fake:
-    def __init__(self, root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-        self.log = root / "docker-calls.jsonl"
-        self.mp = monkeypatch
-
-    def calls(self) -> list[dict]:
-        if not self.log.exists():
-            return []
-        out = []
-        for line in self.log.read_text().splitlines():
-            try:
-                out.append(json.loads(line))
-            except ValueError:  # a line the fake is still writing
-                break
-        return out
-
-    def builds(self) -> list[dict]:
-        return [c for c in self.calls() if c["argv"][:2] in (["buildx", "build"], ["buildx", "bake"])
-                and "--help" not in c["argv"]]
-
-    def stream(self, name: str, exit_code: int | None = None) -> None:
-        self.mp.setenv("FAKE_DOCKER_STREAM", name)
-        if exit_code is not None:
-            self.mp.setenv("FAKE_DOCKER_EXIT", str(exit_code))
-
-    def buildx(self, version: str) -> None:
-        self.mp.setenv("FAKE_BUILDX", version)
-        # Another buildx binary: a new key for sbuild's cache of the installed flag set.
-        plugin = Path(self.mp_config) / "cli-plugins" / "docker-buildx"
-        plugin.write_text(f"#!/bin/sh\n# fake buildx {version}\n")
-        installed._memo = None
-
-    mp_config = ""
-
-
-@pytest.fixture
-def fake(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Fake]:
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    (bin_dir / "docker").symlink_to(FAKE / "docker")
-    config = tmp_path / "docker-config"
-    (config / "cli-plugins").mkdir(parents=True)
-    plugin = config / "cli-plugins" / "docker-buildx"
-    plugin.write_text("#!/bin/sh\n# fake buildx\n")
-    plugin.chmod(0o755)
-    monkeypatch.setenv("PATH", f"{bin_dir}:/usr/bin:/bin")
-    monkeypatch.setenv("DOCKER_CONFIG", str(config))
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    monkeypatch.setenv("FAKE_DOCKER_LOG", str(tmp_path / "docker-calls.jsonl"))
-    for var in ("GITHUB_STEP_SUMMARY", "BUILDKIT_PROGRESS", "DOCKER_BUILD_SUMMARY", "SBUILD_SUMMARY",
-                "FAKE_DOCKER_EXIT", "FAKE_BUILDX", "DOCKER_HOST"):
-        monkeypatch.delenv(var, raising=False)
-    work = tmp_path / "work"
-    work.mkdir()
-    monkeypatch.chdir(work)
-    installed._memo = None
-    f = Fake(tmp_path, monkeypatch)
-    f.mp_config = str(config)
-    yield f
-    installed._memo = None
-
-
-def _pipeline(where: Path) -> Path:
-    shutil.copytree(PIPELINE, where)
-    return where
-
+from .helpers import DATA, Fake, _pipeline
 
 # -- contexts named like commands ---------------------------------------------------------------------
 
@@ -145,7 +73,8 @@ def test_without_such_a_directory_the_word_is_the_command(fake: Fake, capsys: py
 
 def test_sbuildctl_refuses_an_unknown_command(fake: Fake, capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.ctl_main(["bogus"]) == 2
-    assert capsys.readouterr().err == 'error: unknown command "bogus": use one of build, diff, history, stages, version, warm\n'
+    assert capsys.readouterr().err == ('error: unknown command "bogus": use one of build, diff, history, stages, '
+                                       'version, warm\n')
 
 
 # -- the Dockerfile buildx would read -----------------------------------------------------------------

@@ -23,7 +23,7 @@ from sbuild import cli, compare, history, history_registry, record
 from sbuild.cache import tag_safe
 from sbuild.report import report_from_json
 
-from .test_cli import Fake, _pipeline, fake  # noqa: F401  (the fixture)
+from .helpers import Fake, _pipeline
 
 
 def _record(i: int, *, project: str = "example.com/app:Dockerfile", branch: str | None = "main",
@@ -316,7 +316,7 @@ def test_a_report_file_is_a_baseline(fake: Fake, capsys: pytest.CaptureFixture[s
                                "source": "file"}
     assert [(s["name"], s["baseline_duration_s"], s["delta_s"]) for s in now["stages"]] == [
         (s["name"], b["duration_s"], round(s["duration_s"] - b["duration_s"], 3))
-        for s, b in zip(now["stages"], before["stages"])]
+        for s, b in zip(now["stages"], before["stages"], strict=True)]
     assert now["regressions"] == []
     assert f"vs {before['id']} from the file: stages -" in capsys.readouterr().err
 
@@ -329,3 +329,33 @@ def test_a_store_that_cannot_be_written_costs_one_warning_not_the_build(fake: Fa
     assert cli.main(["--target", "test", "app"]) == 0
     warnings = [ln for ln in capsys.readouterr().err.splitlines() if "history" in ln]
     assert len(warnings) == 1 and warnings[0].startswith("sbuild: warning: history:")
+
+
+def test_one_git_status_gives_commit_branch_and_dirtiness() -> None:
+    text = ("# branch.oid 8206f479cd8134db6f1ee1aa814675a94ceaccec\n# branch.head feature/x\n"
+            "1 .M N... 100644 100644 100644 71d8 71d8 wrapper/sbuild/process.py\n")
+    assert record.parse_status(text) == ("8206f479cd8134db6f1ee1aa814675a94ceaccec", "feature/x", True)
+    assert record.parse_status("# branch.oid (initial)\n# branch.head main\n") == (None, "main", False)
+    assert record.parse_status("# branch.oid abc\n# branch.head (detached)\n") == ("abc", None, False)
+
+
+@pytest.mark.parametrize("refs, want", [
+    ("refs/heads/main \nrefs/remotes/origin/HEAD refs/remotes/origin/trunk\n", "trunk"),
+    ("refs/heads/master \nrefs/heads/main \n", "main"),
+    ("refs/heads/master \n", "master"),
+    ("", None),
+])
+def test_the_default_branch_is_origins_head_else_main_else_master(refs: str, want: str | None) -> None:
+    assert record.default_branch_of(refs) == want
+
+
+@pytest.mark.parametrize("version", ["buildx-0.13", "buildx-0.29"])
+def test_the_exported_image_digest_is_read_from_the_stream(version: str) -> None:
+    from sbuild.progress import exported_digest, load_stream
+
+    text = (Path(__file__).parent / "data" / "streams" / version / "pipeline-push-cache.rawjson").read_text()
+    want = re.search(r"exporting manifest list (sha256:[0-9a-f]{64})", text)
+    assert want is not None
+    assert exported_digest(load_stream(text)) == want.group(1)
+    cache_only = (Path(__file__).parent / "data" / "streams" / version / "pipeline-bake-all.rawjson").read_text()
+    assert exported_digest(load_stream(cache_only)) is None  # every stage to the cache: no image

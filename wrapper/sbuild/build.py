@@ -35,12 +35,10 @@ PROGRESS_MODES = ("auto", "none", "plain", "tty", "quiet", "rawjson")
 
 
 class BuildOutcome:
-    __slots__ = ("evaluated", "exit_code", "image_id", "masker", "metadata", "mode", "model", "plan", "report",
-                 "signal")
+    __slots__ = ("evaluated", "exit_code", "image_id", "masker", "mode", "model", "plan", "report", "signal")
 
     def __init__(self, exit_code: int, model: BuildModel, image_id: str | None, report: Report,
-                 signal: int | None, mode: str, masker: Masker, plan: Plan, metadata: dict[str, Any] | None = None,
-                 evaluated: bool = False) -> None:
+                 signal: int | None, mode: str, masker: Masker, plan: Plan, evaluated: bool = False) -> None:
         self.exit_code = exit_code  # buildx's, or 128+signal when interrupted
         self.model = model
         self.image_id = image_id
@@ -49,7 +47,6 @@ class BuildOutcome:
         self.mode = mode  # the progress mode used (plain, tty, quiet, rawjson)
         self.masker = masker
         self.plan = plan
-        self.metadata = metadata  # what buildx wrote with --metadata-file for the deploy image, when asked
         self.evaluated = evaluated  # --call/--check/--print: nothing was built
 
 
@@ -151,8 +148,6 @@ class _Build:
 
         self.cmd, self.err, self.out = cmd, err, out
         self.hooks = hooks
-        self.metadata: dict[str, Any] | None = None
-        self.metadata_file: str | None = None  # sbuild's own --metadata-file for the deploy image
         self.planning = planning
         self.tmpdir: str | None = None
         check_inputs(cmd)
@@ -307,10 +302,6 @@ class _Build:
         if self.prints_id and not iidfile and "iidfile" not in drop:
             iidfile = self.tmp("iid")
             args.append(f"--iidfile={iidfile}")
-        if (self.hooks.metadata and "--output=type=cacheonly" not in extra and not cmd.flag("cache-only")
-                and not cmd.has("metadata-file")):  # the deploy image's digest, for the history
-            self.metadata_file = self.tmp("metadata.json")
-            args.append(f"--metadata-file={self.metadata_file}")
         return [Invocation(("buildx", "build"), [*args, *extra, "--progress=rawjson", "--", cmd.context], iidfile)]
 
     def _per_stage_sessions(self) -> bool:
@@ -465,7 +456,7 @@ class _Build:
         model = session.model if (ok or a is session) else a.model
         report = self._report(model, code, started, finished, a.result.signal is not None)
         return BuildOutcome(code, a.model, image_id, report, a.result.signal, self.mode, self.masker, self.plan,
-                            self.metadata, self.planning.evaluates(self.cmd))
+                            self.planning.evaluates(self.cmd))
 
     def _policy(self) -> Policy:
         from .retry_policy import Policy
@@ -613,10 +604,7 @@ class _Build:
             if os.path.exists(tmp):
                 with open(tmp) as src, open(path, "w") as dst:
                     dst.write(src.read())
-        if self.hooks.metadata:
-            given = self.cmd.value("metadata-file")
-            spooled = next((tmp for tmp, path in self.copy_back if path == given), None)
-            self.metadata = _read_json(self.metadata_file or spooled or given)
+
         image_id = None
         if a.iidfile and os.path.exists(a.iidfile):
             with open(a.iidfile) as f:
@@ -653,26 +641,12 @@ class _Build:
                                      for r in self.retries])
 
 
-def _read_json(path: str | None) -> dict[str, Any] | None:
-    import json
-
-    if not path or not os.path.isfile(path):
-        return None
-    try:
-        with open(path) as f:
-            got = json.load(f)
-    except (OSError, ValueError):
-        return None
-    return got if isinstance(got, dict) else None
-
-
 class Hooks(NamedTuple):
-    """What the history asks of a build (cli.py): a call once buildx runs, the baseline's stage times for the
-    live view, and buildx's metadata of the deploy image."""
+    """What the history asks of a build (cli.py): a call once buildx runs, and the baseline's stage times for
+    the live view."""
 
     on_start: Callable[[Plan], None] | None = None
     baseline: Callable[[], dict[str, float] | None] | None = None
-    metadata: bool = False
 
 
 def run(cmd: BuildCommand, *, err: TextIO | None = None, out: TextIO | None = None,

@@ -53,7 +53,7 @@ def build_main(argv: list[str]) -> int:
     from . import build
 
     recorder = _recorder(cmd)  # checks --baseline/--history-keep before anything runs
-    hooks = build.Hooks(recorder.start, recorder.baseline_times, recorder.save) if recorder else build.Hooks()
+    hooks = build.Hooks(recorder.start, recorder.baseline_times) if recorder else build.Hooks()
     outcome = build.run(cmd, notes=notes, hooks=hooks)
     if recorder is not None:
         outcome.report = _record(cmd, outcome, recorder)
@@ -67,11 +67,12 @@ def build_main(argv: list[str]) -> int:
 
 def _record(cmd: flags.BuildCommand, outcome: build.BuildOutcome, recorder: record.Recorder) -> report.Report:
     """The report compared with its baseline, and the build recorded. Never fails the build."""
+    from .progress import exported_digest
     from .record import Image, builder_facts, image_facts
 
     def image() -> Image | None:
-        return image_facts(cmd, outcome.metadata, list(outcome.report.pushed),
-                           builder_facts(cmd, outcome.metadata).driver)
+        return image_facts(cmd, exported_digest(outcome.model), list(outcome.report.pushed),
+                           builder_facts(cmd).driver)
 
     def say(line: str) -> None:
         if outcome.mode != "quiet":  # -q prints what buildx -q prints

@@ -195,32 +195,27 @@ def git(args: Sequence[str], cwd: str) -> str | None:
 
 def engine_json(path: str, timeout: float = 10.0) -> object | None:
     """GET `path` from the Docker Engine API (e.g. /images/ID/json) when DOCKER_HOST (or the default) is a
-    unix socket and no other docker context is chosen: ~1 ms, against ~30 ms for `docker image inspect`.
-    Elsewhere, and on any failure, None (the caller then does without)."""
-    import http.client
+    unix socket and no other docker context is chosen: a few ms, against ~30 ms for `docker image inspect`.
+    Plain HTTP/1.0 on the socket (the engine then answers whole and closes; http.client alone costs 20 ms
+    to import). Elsewhere, and on any failure, None (the caller then does without)."""
     import json
     import socket
 
     address = _daemon_address()
     if not address.startswith("unix://") or (os.environ.get("DOCKER_CONTEXT") or "default") != "default":
         return None
-    sock_path = address[len("unix://"):]
-
-    class _Conn(http.client.HTTPConnection):
-        def connect(self) -> None:
-            self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            self.sock.settimeout(timeout)
-            self.sock.connect(sock_path)
-
     debug(f"engine: GET {path} ({address})")
-    conn = _Conn("localhost", timeout=timeout)
+    chunks = []
     try:
-        conn.request("GET", path)
-        r = conn.getresponse()
-        body = r.read()
-        return json.loads(body) if r.status == 200 else None
-    except (OSError, ValueError, http.client.HTTPException) as e:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.settimeout(timeout)
+            sock.connect(address[len("unix://"):])
+            sock.sendall(f"GET {path} HTTP/1.0\r\nHost: docker\r\n\r\n".encode())
+            while chunk := sock.recv(1 << 16):
+                chunks.append(chunk)
+        head, _, body = b"".join(chunks).partition(b"\r\n\r\n")
+        status = head.split(b" ", 2)[1] if head.startswith(b"HTTP/") else b""
+        return json.loads(body) if status == b"200" else None
+    except (OSError, ValueError, IndexError) as e:
         debug(f"engine: {e}")
         return None
-    finally:
-        conn.close()

@@ -446,3 +446,20 @@ def load_stream(text: str) -> BuildModel:
     model.unread = splitter.unread
     model.finish_logs()
     return model
+
+
+# The image an export step made, as BuildKit names it in the step's sub-statuses: the index (with
+# attestations or several platforms), else the manifest, else (classic image store) the config.
+_EXPORTED = ("exporting manifest list sha256:", "exporting manifest sha256:", "exporting config sha256:")
+
+
+def exported_digest(model: BuildModel) -> str | None:
+    """The digest of the image the build exported, or None (nothing exported, or not reported)."""
+    found: dict[str, str] = {}
+    for step in model.steps.values():
+        if step.internal:
+            for sid in step.statuses:
+                for prefix in _EXPORTED:
+                    if sid.startswith(prefix):
+                        found.setdefault(prefix, sid[len(prefix) - len("sha256:"):].split()[0])
+    return next((found[p] for p in _EXPORTED if p in found), None)

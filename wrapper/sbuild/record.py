@@ -151,17 +151,14 @@ def make_record(*, build_id: str, report: dict[str, Any], project: Project, git:
     }
 
 
-def builder_facts(cmd: BuildCommand, metadata: dict[str, Any] | None) -> Builder:
-    """The builder's name and driver, from what buildx wrote (metadata `buildx.build.ref` is
-    builder/node/ref) or its own state files; no buildx process (it takes ~100 ms to start)."""
+def builder_facts(cmd: BuildCommand) -> Builder:
+    """The builder's name and driver, from --builder, $BUILDX_BUILDER or buildx's own state files; no buildx
+    process (it takes ~100 ms to start)."""
     import json
 
     from .installed import config_dir
 
     name = cmd.value("builder") or os.environ.get("BUILDX_BUILDER")
-    ref = (metadata or {}).get("buildx.build.ref")
-    if isinstance(ref, str) and ref.count("/") >= 2:
-        name = ref.split("/")[0]
     state = os.path.join(config_dir(), "buildx")
     if not name:
         try:
@@ -186,26 +183,73 @@ def platforms_of(cmd: BuildCommand, report: dict[str, Any]) -> list[str]:
     return sorted(seen)
 
 
+def _toplevel(start: str) -> str | None:
+    """The work tree holding `start`, found as git finds it (a .git directory or file): no process."""
+    d = os.path.abspath(start)
+    while True:
+        if os.path.exists(os.path.join(d, ".git")):
+            return d
+        parent = os.path.dirname(d)
+        if parent == d:
+            return None
+        d = parent
+
+
+def parse_status(text: str) -> tuple[str | None, str | None, bool]:
+    """`git status --porcelain=v2 --branch -uno` -> (commit, branch, dirty): one process for all three."""
+    commit = branch = None
+    dirty = False
+    for line in text.splitlines():
+        if line.startswith("# branch.oid "):
+            oid = line[len("# branch.oid "):]
+            commit = oid if oid != "(initial)" else None
+        elif line.startswith("# branch.head "):
+            head = line[len("# branch.head "):]
+            branch = head if head != "(detached)" else None
+        elif line and not line.startswith("#"):
+            dirty = True
+    return commit, branch, dirty
+
+
+def default_branch_of(refs: str) -> str | None:
+    """`git for-each-ref --format='%(refname) %(symref)' refs/remotes/origin/HEAD refs/heads/main
+    refs/heads/master` -> origin's HEAD, else main, else master (gitinfo.default_branch's order)."""
+    found = dict([*line.split(" ", 1), ""][:2] for line in refs.splitlines() if line)
+    head = found.get("refs/remotes/origin/HEAD", "")
+    if head.startswith("refs/remotes/origin/"):
+        return head[len("refs/remotes/origin/"):]
+    return next((n for n in ("main", "master") if f"refs/heads/{n}" in found), None)
+
+
 def local_facts(cmd: BuildCommand) -> tuple[Project, GitState]:
-    """The project and git state of a command line's Dockerfile (git runs here: off the build's path)."""
+    """The project and git state of a command line's Dockerfile, in three git processes (this runs beside
+    buildx, and on a small machine every process competes with it). CI variables name the branch first."""
     from . import gitinfo, process
 
     where = cmd.context if os.path.isdir(cmd.context) else "."
     if cmd.dockerfile is not None:
         where = os.path.dirname(os.path.abspath(cmd.dockerfile))
-    top = process.git(["rev-parse", "--show-toplevel", "HEAD"], where)
-    lines = top.splitlines() if top else []
-    toplevel = lines[0] if lines else None
-    commit = lines[1] if len(lines) > 1 else None
-    remote = process.git(["config", "--get", "remote.origin.url"], where) if toplevel else None
+    toplevel = _toplevel(where)
+    commit = branch = remote = default = status = None
     dirty = None
     if toplevel:
-        status = process.git(["status", "--porcelain", "--untracked-files=no"], where)
-        dirty = bool(status) if status is not None else None
-    project = project_identity(cmd.dockerfile, toplevel, remote, cmd.context)
-    branch = cmd.value("branch") or gitinfo.current_branch(where)
-    default = cmd.value("default-branch") or (gitinfo.default_branch(where) if toplevel or branch else None)
-    return project, GitState(branch, default, os.environ.get("SBUILD_SHA") or commit, dirty)
+        status = process.git(["status", "--porcelain=v2", "--branch", "--untracked-files=no"], where)
+        if status is not None:
+            commit, branch, dirty = parse_status(status)
+        remote = process.git(["config", "--get", "remote.origin.url"], where)
+    project = project_identity(cmd.dockerfile, toplevel if status is not None else None, remote, cmd.context)
+    for var in gitinfo.BRANCH_ENV:
+        if os.environ.get(var):
+            branch = os.environ[var].removeprefix("origin/")
+            break
+    branch = cmd.value("branch") or branch
+    default = cmd.value("default-branch") or os.environ.get("SBUILD_DEFAULT_BRANCH")
+    if default is None and toplevel:
+        default = default_branch_of(process.git(["for-each-ref", "--format=%(refname) %(symref)",
+                                                 "refs/remotes/origin/HEAD", "refs/heads/main", "refs/heads/master"],
+                                                where) or "")
+    return project, GitState(branch, default or ("main" if branch else None),
+                             os.environ.get("SBUILD_SHA") or commit, dirty)
 
 
 class Recorder:
@@ -330,7 +374,7 @@ class Recorder:
 
         masked = json.loads(outcome.masker.text(json.dumps(report.to_json())))
         record = make_record(build_id=build_id, report=masked, project=self.project, git=self.git,
-                             builder=builder_facts(self.cmd, outcome.metadata),
+                             builder=builder_facts(self.cmd),
                              platforms=platforms_of(self.cmd, masked), stages=self.stages,
                              build_args=hash_build_args(build_arg_map(self.cmd.values("build-arg")),
                                                         os.environ.get("SBUILD_HASH_KEY") or None),
@@ -356,12 +400,11 @@ class Recorder:
         return report
 
 
-def image_facts(cmd: BuildCommand, metadata: dict[str, Any] | None, pushed: list[str], driver: str | None
-                ) -> Image | None:
-    """The deploy image's digest (buildx's metadata), size and layer count: from the pushed manifest, else
-    from the engine when the image was loaded into it (docker driver, or --load)."""
-    digest = (metadata or {}).get("containerimage.digest")
-    if not isinstance(digest, str):
+def image_facts(cmd: BuildCommand, digest: str | None, pushed: list[str], driver: str | None) -> Image | None:
+    """The deploy image's digest (as BuildKit's export reported it), size and layer count: from the pushed
+    manifest, else from the engine when the image was loaded into it (docker driver, or --load). Asking
+    buildx for --metadata-file instead costs ~40 ms per build (scripts/bench-history, measured beside it)."""
+    if digest is None:
         return None
     size = layers = None
     if pushed:
