@@ -35,10 +35,10 @@ def test_sbuildctl_reaches_every_command_whatever_directories_are_here(word: str
     _pipeline(Path("app"))
     args = {"build": ["build", "--target", "test", "app"], "stages": ["stages", "app"], "version": ["version"],
             "warm": ["warm", "--cache-dir", "cache", "app"], "history": ["history", "--all", "--json"],
-            "diff": ["diff", "-f", "app/Dockerfile", "--json"]}[word]
+            "diff": ["diff", "-f", "app/Dockerfile", "--json"], "explain": ["explain", "-f", "app/Dockerfile", "--json"]}[word]
     if word == "warm":
         fake.stream("buildx-0.13/pipeline-bake-all")
-    if word == "diff":  # two builds of the test stage: the second is compared with the first
+    if word in ("diff", "explain"):  # two builds of the test stage: the second is compared with the first
         for _ in range(2):
             assert cli.ctl_main(["build", "--target", "test", "app"]) == 0
         capsys.readouterr()
@@ -53,6 +53,9 @@ def test_sbuildctl_reaches_every_command_whatever_directories_are_here(word: str
         assert [c["argv"][-1] for c in builds] == ["app"]
     elif word == "history":
         assert json.loads(out) == {"schema_version": 1, "project": None, "builds": []} and builds == []
+    elif word == "explain":
+        d = json.loads(out)
+        assert list(d) == ["schema_version", "id", "status", "baseline", "stages"] and len(builds) == 2
     elif word == "diff":
         d = json.loads(out)
         assert [s["name"] for s in d["stages"]] == ["base", "build", "test"] and len(builds) == 2
@@ -73,8 +76,8 @@ def test_without_such_a_directory_the_word_is_the_command(fake: Fake, capsys: py
 
 def test_sbuildctl_refuses_an_unknown_command(fake: Fake, capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.ctl_main(["bogus"]) == 2
-    assert capsys.readouterr().err == ('error: unknown command "bogus": use one of build, diff, history, stages, '
-                                       'version, warm\n')
+    assert capsys.readouterr().err == ('error: unknown command "bogus": use one of build, diff, explain, history, '
+                                       'stages, version, warm\n')
 
 
 # -- the Dockerfile buildx would read -----------------------------------------------------------------

@@ -179,7 +179,7 @@ def test_json_report_keys_are_pinned() -> None:
     assert list(js["overhead"][0]) == ["category", "duration_s", "steps", "bytes"]
     assert js["progress"] == "ok"
     assert list(js["stages"][0]) == ["name", "status", "steps", "cached_steps", "duration_s", "first_miss",
-                                     "started_s", "timeline", "baseline_duration_s", "delta_s"]
+                                     "started_s", "timeline", "baseline_duration_s", "delta_s", "why"]
     assert list(js["cache"]) == ["steps", "cached_steps", "hit_ratio", "imported_from", "exported_to",
                                  "export_errors"]
     assert list(js["failure"]) == ["stage", "step", "error", "location", "output"]

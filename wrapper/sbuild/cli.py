@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from . import build, record, report
 
 # Commands; "build" is docker's verb, so `sbuild build -t x .` works as `docker build -t x .` does.
-COMMANDS = ("build", "diff", "history", "stages", "version", "warm")
+COMMANDS = ("build", "diff", "explain", "history", "stages", "version", "warm")
 
 
 def _fail(e: SbuildError) -> int:
@@ -155,7 +155,11 @@ def write_outputs(cmd: flags.BuildCommand, outcome: build.BuildOutcome) -> None:
 
     report, mask = outcome.report, outcome.masker.text
     if outcome.mode in ("plain", "tty") and (report.stages or report.failure or report.progress != "ok"):
-        sys.stderr.write("\n" + mask(rr.terminal(report)))
+        import shutil
+
+        # A terminal's width; a CI log keeps whole lines (the WHY column is the one cut to fit).
+        width = shutil.get_terminal_size((100, 24)).columns if sys.stderr.isatty() else 200
+        sys.stderr.write("\n" + mask(rr.terminal(report, width=max(80, width))))
     path = cmd.value("report")
     if path:
         write_atomic(path, mask(rr.json_text(report)))

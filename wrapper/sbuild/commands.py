@@ -155,6 +155,27 @@ def diff(a: str | None, b: str | None, file: str | None, as_json: bool) -> None:
     click.echo(json.dumps(d, indent=2) if as_json else diff_text(d), nl=bool(as_json))
 
 
+@cli.command()
+@click.argument("build_id", required=False, metavar="[ID]")
+@click.option("-f", "--file", "file", metavar="FILE", help="The project's Dockerfile, for the default ID")
+@click.option("--json", "as_json", is_flag=True, help="Print the stable JSON form")
+def explain(build_id: str | None, file: str | None, as_json: bool) -> None:
+    """Why each stage of a recorded build missed the cache (default: this project's last build)."""
+    from .render_history import explain_json, explain_text
+
+    store = _store()
+    if build_id is not None:
+        record = _get(store, build_id)
+    else:
+        project = _project(file)
+        latest = _store_call(lambda: store.latest(project))
+        if latest is None:
+            raise UsageError(f"no builds recorded for {project}: nothing to explain")
+        record = dict(latest)
+    d = explain_json(record)
+    click.echo(json.dumps(d, indent=2) if as_json else explain_text(d), nl=bool(as_json))
+
+
 def cli_group(args: list[str]) -> int:
     try:
         cli.main(args=args, prog_name="sbuild", standalone_mode=False)

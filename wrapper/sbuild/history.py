@@ -44,6 +44,16 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX builds_baseline ON builds(project, stages, branch, status, seq);
     CREATE INDEX builds_project ON builds(project, seq);
     """,
+    # 1 -> 2: directory listings of build contexts, by hash (fingerprint.py): kept once, however many
+    # builds saw the same directory; last_seq: the newest build that saw it (retention drops the rest)
+    """
+    CREATE TABLE listings (
+        hash TEXT PRIMARY KEY,
+        listing TEXT NOT NULL,
+        last_seq INTEGER NOT NULL
+    );
+    CREATE INDEX listings_seq ON listings(last_seq);
+    """,
 )
 
 
@@ -160,9 +170,10 @@ class Store:
 
     # -- writing ---------------------------------------------------------------------------------
 
-    def save(self, record: dict[str, Any], *, keep: int = DEFAULT_KEEP, source: str = "local") -> None:
-        """Add a record (one transaction with the retention trim of its project). A record already there
-        (same id, e.g. a registry baseline fetched twice) is left as it is."""
+    def save(self, record: dict[str, Any], *, keep: int = DEFAULT_KEEP, source: str = "local",
+             listings: dict[str, dict[str, str]] | None = None) -> None:
+        """Add a record and the context listings it refers to (one transaction with the retention trim of its
+        project). A record already there (same id, e.g. a registry baseline fetched twice) is left as it is."""
         report = record.get("report") or {}
         stage_times = {s["name"]: s["duration_s"] for s in report.get("stages", [])}
         ran = "," + ",".join(stage_times) + ","
@@ -170,15 +181,37 @@ class Store:
                record.get("commit"), record["status"], record["finished_at_epoch"], report.get("duration_s"),
                (report.get("cache") or {}).get("hit_ratio"), json.dumps(stage_times), source,
                json.dumps(record, separators=(",", ":")))
-        self._write(lambda db: self._insert(db, row, record["project"]["id"], keep))
+        self._write(lambda db: self._insert(db, row, record["project"]["id"], keep, listings or {}))
 
     @staticmethod
-    def _insert(db: sqlite3.Connection, row: tuple[Any, ...], project: str, keep: int) -> None:
-        db.execute("INSERT OR IGNORE INTO builds (id, project, stages, ran, branch, commit_sha, status, finished_at,"
-                   " duration_s, hit_ratio, stage_times, source, record) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)", row)
+    def _insert(db: sqlite3.Connection, row: tuple[Any, ...], project: str, keep: int,
+                listings: dict[str, dict[str, str]]) -> None:
+        cur = db.execute("INSERT OR IGNORE INTO builds (id, project, stages, ran, branch, commit_sha, status, "
+                         "finished_at, duration_s, hit_ratio, stage_times, source, record) "
+                         "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)", row)
+        seq = cur.lastrowid or 0
+        if listings:
+            db.executemany("INSERT INTO listings (hash, listing, last_seq) VALUES (?,?,?) ON CONFLICT(hash) DO "
+                           "UPDATE SET last_seq = max(last_seq, excluded.last_seq)",
+                           [(h, json.dumps(v, separators=(",", ":")), seq) for h, v in listings.items()])
         if keep > 0:
             db.execute("DELETE FROM builds WHERE project = ? AND seq <= (SELECT seq FROM builds WHERE project = ? "
                        "ORDER BY seq DESC LIMIT 1 OFFSET ?)", (project, project, keep))
+            db.execute("DELETE FROM listings WHERE last_seq < (SELECT min(seq) FROM builds)")
+
+    def listing(self, digest: str) -> dict[str, str] | None:
+        """A context directory's listing by its hash (None: this store never saw it)."""
+        rows = self._query("SELECT listing FROM listings WHERE hash = ?", (digest,))
+        return dict(json.loads(rows[0][0])) if rows else None
+
+    def listings_for(self, dirs: dict[str, str]) -> dict[str, dict[str, str]]:
+        """The listings of these directories that the store has (for the registry record)."""
+        out = {}
+        for h in set(dirs.values()):
+            got = self.listing(h)
+            if got is not None:
+                out[h] = got
+        return out
 
     def _write(self, work: Any) -> None:
         for tries in range(2):

@@ -21,6 +21,7 @@ from .cache import tag_safe
 
 ARTIFACT_TYPE = "application/vnd.sbuild.history.v1+json"
 RECORD_MEDIA_TYPE = "application/vnd.sbuild.history.record.v1+json"
+LISTINGS_MEDIA_TYPE = "application/vnd.sbuild.history.listings.v1+json+gzip"
 EMPTY_MEDIA_TYPE = "application/vnd.oci.empty.v1+json"
 MANIFEST_MEDIA_TYPE = "application/vnd.oci.image.manifest.v1+json"
 TAG_PREFIX = "_sbuild-history-"
@@ -77,16 +78,27 @@ def manifest_for(record_blob: bytes, record: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def push(cache_repo: str, record: dict[str, Any]) -> str:
-    """Push the record; returns the tag it went to."""
+def push(cache_repo: str, record: dict[str, Any], listings: dict[str, dict[str, str]] | None = None) -> str:
+    """Push the record (and, as a second layer, gzipped, the context listings it refers to, so that another
+    runner can name the files that changed); returns the tag it went to."""
+    import gzip
+
     client, repo = _repo(cache_repo)
     blob = json.dumps(record, separators=(",", ":")).encode()
     tag = record_tag(record["project"]["id"], ",".join(record["stages"]), record.get("branch") or "")
-    manifest = json.dumps(manifest_for(blob, record), separators=(",", ":")).encode()
+    doc = manifest_for(blob, record)
+    extra = gzip.compress(json.dumps(listings, separators=(",", ":")).encode(), mtime=0) if listings else None
+    if extra is not None:
+        doc["layers"].append({"mediaType": LISTINGS_MEDIA_TYPE,
+                              "digest": "sha256:" + hashlib.sha256(extra).hexdigest(), "size": len(extra),
+                              "annotations": {"org.opencontainers.image.title": "listings.json.gz"}})
+    manifest = json.dumps(doc, separators=(",", ":")).encode()
 
     def send() -> None:
         client.put_blob(repo, b"{}")
         client.put_blob(repo, blob)
+        if extra is not None:
+            client.put_blob(repo, extra)
         client.put_manifest(repo, tag, MANIFEST_MEDIA_TYPE, manifest)
 
     _retrying(send)
@@ -94,7 +106,8 @@ def push(cache_repo: str, record: dict[str, Any]) -> str:
 
 
 def pull(cache_repo: str, project: str, stages: str, branch: str) -> dict[str, Any] | None:
-    """The record last pushed for this project, stage set and branch (None: none there)."""
+    """The record last pushed for this project, stage set and branch (None: none there). Its context
+    listings, when pushed with it, come as record["_listings"] (not part of the record)."""
     client, repo = _repo(cache_repo)
     tag = record_tag(project, stages, branch)
     got = _retrying(lambda: client.manifest(repo, tag))
@@ -113,4 +126,15 @@ def pull(cache_repo: str, project: str, stages: str, branch: str) -> dict[str, A
         raise RecordError(f"{repo}:{tag}: the record is not JSON") from None
     if not isinstance(record, dict) or record.get("project", {}).get("id") != project:
         raise RecordError(f"{repo}:{tag}: a record of another project")
+    extra = next((lay for lay in json.loads(got[1]).get("layers", []) if lay.get("mediaType") == LISTINGS_MEDIA_TYPE),
+                 None)
+    if extra is not None:
+        import gzip
+
+        try:
+            raw = _retrying(lambda: client.blob(repo, extra["digest"]))
+            if "sha256:" + hashlib.sha256(raw).hexdigest() == extra["digest"]:
+                record["_listings"] = json.loads(gzip.decompress(raw))
+        except (RecordError, ValueError, OSError):
+            pass  # the record stands without them: changed files are then named by directory
     return record

@@ -126,7 +126,8 @@ def new_id() -> str:
 
 def make_record(*, build_id: str, report: dict[str, Any], project: Project, git: GitState, builder: Builder,
                 platforms: list[str], stages: list[str], build_args: dict[str, str], image: Image | None,
-                started_at: float, finished_at: float, version: str) -> dict[str, Any]:
+                started_at: float, finished_at: float, version: str,
+                fingerprints: dict[str, Any] | None = None) -> dict[str, Any]:
     """The record: the contract of `sbuild history show --json` (key order pinned by a test)."""
     return {
         "schema_version": RECORD_SCHEMA,
@@ -148,6 +149,7 @@ def make_record(*, build_id: str, report: dict[str, Any], project: Project, git:
         "finished_at_epoch": round(finished_at, 3),
         "image": image._asdict() if image is not None else None,
         "report": report,
+        "fingerprints": fingerprints,
     }
 
 
@@ -274,6 +276,9 @@ class Recorder:
         self.git = GitState(None, None, None, None)
         self.warnings: list[str] = []
         self.started_at = time.time()
+        self.plan: Plan | None = None
+        self.fingerprints: dict[str, Any] | None = None
+        self.context: Any = None  # fingerprint.Context of this build
 
     # -- beside the build ----------------------------------------------------------------------
 
@@ -281,6 +286,7 @@ class Recorder:
         if self.thread is not None:
             return
         self.stages = stage_set(self.cmd, plan)
+        self.plan = plan
         self.thread = threading.Thread(target=self._gather, name="sbuild-record", daemon=True)
         self.thread.start()
 
@@ -299,8 +305,40 @@ class Recorder:
                     return
             if self.baseline is None and self.auto_baseline:
                 self.baseline = self._find_baseline()
+            if self.save:
+                self._fingerprint()
         except Exception as e:
             self.warnings.append(f"history: {e}")
+
+    def _fingerprint(self) -> None:
+        """This build's step inputs (fingerprint.py), for explaining its misses and the next build's."""
+        from . import fingerprint, ignore
+        from .flags import build_arg_map
+
+        cmd, plan = self.cmd, self.plan
+        path = cmd.dockerfile
+        if plan is None or plan.graph is None or path is None or not os.path.isfile(path):
+            return
+        with open(path, encoding="utf-8", errors="replace") as f:
+            text = f.read()
+        args = build_arg_map(cmd.values("build-arg"))
+        context = cmd.context if os.path.isdir(cmd.context) else None
+        syntax = args.get("BUILDKIT_SYNTAX") or dict(plan.graph.directives).get("syntax")
+        from .history import home
+
+        key = os.environ.get("SBUILD_HASH_KEY") or machine_key(home())
+        cache = None
+        if context is not None:
+            cache = os.path.join(home(), "statcache",
+                                 hashlib.sha256(os.path.realpath(context).encode()).hexdigest()[:16] + ".marshal")
+        fp, ctx = fingerprint.fingerprints(text, context, ignore.for_build(context or ".", path), args,
+                                           [s.key for s in plan.graph.stages], key, syntax, cache)
+        contexts = {}
+        for kv in cmd.values("build-context"):
+            name, _, value = kv.partition("=")
+            contexts[name] = "sha256:" + hashlib.sha256(value.encode()).hexdigest()[:16]
+        fp["build_contexts"] = contexts
+        self.fingerprints, self.context = fp, ctx
 
     def _facts(self) -> None:
         self.project, self.git = local_facts(self.cmd)
@@ -331,7 +369,7 @@ class Recorder:
                 return None
             if got is not None and got.get("status") == "success":
                 try:
-                    self.store.save(got, keep=self.keep, source="registry")
+                    self.store.save(got, keep=self.keep, source="registry", listings=got.pop("_listings", None))
                 except Exception as e:
                     self.warnings.append(f"history: {e}")
                 return got, "registry"
@@ -354,6 +392,7 @@ class Recorder:
 
         if self.thread is None:  # buildx never ran far enough to start us (e.g. an early failure)
             self.stages = stage_set(self.cmd, outcome.plan)
+            self.plan = outcome.plan
             self._gather()
         else:
             self.thread.join(timeout=15.0)
@@ -368,21 +407,33 @@ class Recorder:
         img = image()
         report = apply_baseline(outcome.report, base[0] if base else None, base[1] if base else None, img,
                                 build_id)
+        platforms = platforms_of(self.cmd, report.to_json())
+        builder = builder_facts(self.cmd)
+        if self.fingerprints is not None:
+            from .progress import base_digests
+
+            for stage, digest in base_digests(outcome.model).items():
+                frm = (self.fingerprints["stages"].get(stage) or {}).get("from") or {}
+                if "image" in frm:
+                    frm["digest"] = digest
+        if not outcome.evaluated:
+            report = self._explain(report, outcome, base, builder, platforms)
         if self.store is None or not self.save or outcome.evaluated:
             return report
         import json
 
         masked = json.loads(outcome.masker.text(json.dumps(report.to_json())))
         record = make_record(build_id=build_id, report=masked, project=self.project, git=self.git,
-                             builder=builder_facts(self.cmd),
-                             platforms=platforms_of(self.cmd, masked), stages=self.stages,
+                             builder=builder, platforms=platforms, stages=self.stages,
                              build_args=hash_build_args(build_arg_map(self.cmd.values("build-arg")),
                                                         os.environ.get("SBUILD_HASH_KEY") or None),
-                             image=img, started_at=self.started_at, finished_at=time.time(), version=__version__)
+                             image=img, started_at=self.started_at, finished_at=time.time(), version=__version__,
+                             fingerprints=self.fingerprints)
         from .history import StoreError
 
+        listings = self.context.listings if self.context is not None else None
         try:
-            self.store.save(record, keep=self.keep)
+            self.store.save(record, keep=self.keep, listings=listings)
             if self.store.moved_aside:
                 say(f"warning: history: {self.store.path} was damaged: moved aside to "
                          f"{self.store.moved_aside}; a new history starts")
@@ -393,11 +444,72 @@ class Recorder:
             from . import history_registry
 
             try:
-                history_registry.push(repo, record)
+                history_registry.push(repo, record, listings)
             except history_registry.RecordError as e:
                 say(f"warning: history: record not pushed to the registry ({e}); the build is fine")
         self.store.close()
         return report
+
+    def _explain(self, report: Report, outcome: BuildOutcome, base: tuple[dict[str, Any], str] | None,
+                 builder: Builder, platforms: list[str]) -> Report:
+        """Each stage's `why` (explain.py), against the baseline's fingerprints."""
+        import dataclasses
+
+        from .explain import Facts, Side, explain
+
+        cmd = self.cmd
+        rec = base[0] if base else None
+        now = Side(self.fingerprints, builder.name, tuple(platforms))
+        then = Side(rec.get("fingerprints"), (rec.get("builder") or {}).get("name"),
+                    tuple(rec.get("platforms") or ())) if rec else None
+        filters = tuple(n.strip() for v in cmd.values("no-cache-filter") for n in v.split(",") if n.strip())
+        facts = Facts(cmd.flag("no-cache"), filters, tuple(report.cache.imported_from),
+                      tuple(w.short for w in outcome.model.warnings if "import" in w.short.lower()),
+                      (self.fingerprints or {}).get("build_contexts") or {},
+                      ((rec or {}).get("fingerprints") or {}).get("build_contexts"))
+        ctx = self.context
+        store = self.store
+
+        def now_listing(h: str) -> dict[str, str] | None:
+            return ctx.listings.get(h) if ctx is not None else None
+
+        def base_listing(h: str) -> dict[str, str] | None:
+            if store is None:
+                return None
+            try:
+                return store.listing(h)
+            except Exception:
+                return None
+
+        order = [s.key for s in self.plan.graph.stages] if self.plan and self.plan.graph else None
+        whys = explain(list(report.stages), now, then, facts, now_listing, base_listing, order)
+        return dataclasses.replace(report, stages=tuple(dataclasses.replace(s, why=whys.get(s.name))
+                                                        for s in report.stages))
+
+
+def machine_key(where: str) -> str | None:
+    """This machine's own key for hashing secret-named args (never stored in a record): made once."""
+    path = os.path.join(where, "hash-key")
+    try:
+        with open(path) as f:
+            return f.read().strip() or None
+    except FileNotFoundError:
+        pass
+    except OSError:
+        return None
+    import secrets
+
+    try:
+        os.makedirs(where, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return machine_key(where)
+    except OSError:
+        return None
+    key = secrets.token_hex(32)
+    with os.fdopen(fd, "w") as f:
+        f.write(key)
+    return key
 
 
 def image_facts(cmd: BuildCommand, digest: str | None, pushed: list[str], driver: str | None) -> Image | None:

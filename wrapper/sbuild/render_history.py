@@ -56,6 +56,46 @@ def record_text(record: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n\n" + terminal(report_from_json(record["report"]))
 
 
+def explain_json(record: dict[str, Any]) -> dict[str, Any]:
+    """The contract of `sbuild explain --json`: per stage that missed, its missed steps and why, with the
+    chain of upstream stages back to the first cause."""
+    from .explain import EXPLAIN_SCHEMA, chain
+
+    report = record.get("report") or {}
+    whys = {s["name"]: s.get("why") for s in report.get("stages", [])}
+    stages = []
+    for s in report.get("stages", []):
+        missed = [t["name"] for t in sorted(s.get("timeline", []), key=lambda t: t["index"]) if not t["cached"]]
+        if not missed:
+            continue
+        stages.append({"name": s["name"], "missed": missed, "why": s.get("why"), "chain": chain(s["name"], whys)})
+    return {"schema_version": EXPLAIN_SCHEMA, "id": record["id"], "status": record.get("status"),
+            "baseline": report.get("baseline"), "stages": stages}
+
+
+def explain_text(d: dict[str, Any]) -> str:
+    b = d.get("baseline")
+    head = f"build {d['id']} ({d.get('status')})" + (f" against {b['id']} ({b.get('branch') or '-'} "
+                                                       f"{(b.get('commit') or '')[:7]}, {b.get('source')})" if b
+                                                       else ", no baseline")
+    lines = [head]
+    if not d["stages"]:
+        lines.append("every step came from the cache")
+    for s in d["stages"]:
+        why = s.get("why") or {}
+        lines.append("")
+        lines.append(f"{s['name']}: {why.get('cause', 'unknown')}: {why.get('detail', 'not explained')}")
+        if len(s["chain"]) > 1:
+            lines.append("  chain: " + " ← ".join(s["chain"]))
+        for p in why.get("paths") or []:
+            lines.append(f"  {p}")
+        if (why.get("count") or 0) > len(why.get("paths") or []):
+            lines.append(f"  … {why['count'] - len(why['paths'])} more")
+        for i, step in enumerate(s["missed"]):
+            lines.append(f"  {'first miss' if i == 0 else 'then':10s} {step}")
+    return "\n".join(lines) + "\n"
+
+
 def diff_text(d: dict[str, Any], width: int = 120) -> str:
     a, b = d["a"], d["b"]
     head = [f"A {a['id']} ({a.get('branch') or '-'} {(a.get('commit') or '')[:7]}) {a['status']} "

@@ -36,14 +36,19 @@ def columns(rows: Sequence[tuple[str, ...]], *, right: tuple[int, ...] = (), wid
 
 def terminal(report: Report, width: int = 100) -> str:
     """The end-of-build table (stderr)."""
-    rows = [("STAGE", "STATUS", "STEPS", "CACHED", "TIME", "FIRST MISS")]
+    whys = any(s.why for s in report.stages)
+    rows = [("STAGE", "STATUS", "STEPS", "CACHED", "TIME", "FIRST MISS", *(("WHY",) if whys else ()))]
     slower = set(report.regressions)
     for s in report.stages:
         took = _secs(s.duration_s) + (f" (+{_secs(s.delta_s)})" if s.name in slower and s.delta_s else "")
-        rows.append((s.name, s.status, str(s.steps), f"{s.cached_steps}/{s.steps}", took, s.first_miss or "-"))
+        miss = s.first_miss or "-"
+        if whys:  # the reason goes last (it is the column cut to fit); the step's name is kept short
+            miss = miss if len(miss) <= 40 else miss[:39] + "…"
+        rows.append((s.name, s.status, str(s.steps), f"{s.cached_steps}/{s.steps}", took, miss,
+                     *((why_text(s.why),) if whys else ())))
         for p in s.platforms:  # a row per platform beneath the stage's totals
             rows.append((f"  {p.platform}", p.status, str(p.steps), f"{p.cached_steps}/{p.steps}",
-                         _secs(p.duration_s), p.first_miss or "-"))
+                         _secs(p.duration_s), p.first_miss or "-", *(("",) if whys else ())))
     lines = columns(rows, right=(2, 3, 4), width=width)
     verdict = {"success": "built", "failed": "FAILED", "canceled": "CANCELED"}[report.status]
     top = report.largest_overhead
@@ -62,6 +67,13 @@ def terminal(report: Report, width: int = 100) -> str:
     for t in report.tags:
         lines.append(f"tagged: {t}")
     return "\n".join(lines) + "\n"
+
+
+def why_text(why: dict[str, Any] | None) -> str:
+    """"file: src/app.js changed"; "-" when every step was cached."""
+    if not why:
+        return "-"
+    return f"{why['cause']}: {why['detail']}"
 
 
 def _label(category: str) -> str:
@@ -120,20 +132,23 @@ def markdown(report: Report) -> str:
     c = report.cache
     hit = f"{c.hit_ratio:.0%} ({c.cached_steps}/{c.steps} steps)" if c.hit_ratio is not None else "no steps"
     vs = report.baseline is not None
+    whys = any(s.why for s in report.stages)
     out = [f"### {icon} sbuild: {report.status} in {report.duration_s:.1f} s, cache hit {hit}", "",
-           "| Stage | Status | Steps | Cached | Time |" + (" vs baseline |" if vs else "") + " First cache miss |",
-           "|---|---|---:|---:|---:|" + ("---:|" if vs else "") + "---|"]
+           "| Stage | Status | Steps | Cached | Time |" + (" vs baseline |" if vs else "") + " First cache miss |"
+           + (" Why |" if whys else ""),
+           "|---|---|---:|---:|---:|" + ("---:|" if vs else "") + "---|" + ("---|" if whys else "")]
     for s in report.stages:
         miss = f"`{s.first_miss}`" if s.first_miss else ""
         delta = ""
         if s.delta_s is not None:
             delta = f"{s.delta_s:+.1f} s" + (" ⚠️ slower" if s.name in report.regressions else "")
+        why = (" " + why_text(s.why).replace("|", "∣") + " |") if whys and s.why else (" |" if whys else "")
         out.append(f"| {s.name} | {s.status} | {s.steps} | {s.cached_steps} | {s.duration_s:.1f} s | "
-                   + (f"{delta} | " if vs else "") + f"{miss.replace('|', '∣')} |")
+                   + (f"{delta} | " if vs else "") + f"{miss.replace('|', '∣')} |" + why)
         for p in s.platforms:
             pmiss = f"`{p.first_miss}`" if p.first_miss else ""
             out.append(f"| ↳ {p.platform} | {p.status} | {p.steps} | {p.cached_steps} | {p.duration_s:.1f} s | "
-                       + (" | " if vs else "") + f"{pmiss.replace('|', '∣')} |")
+                       + (" | " if vs else "") + f"{pmiss.replace('|', '∣')} |" + (" |" if whys else ""))
     f = report.failure
     if f is not None:
         out += ["", f"**Failed:** stage `{f.stage}` at `{f.step}`" + (f" ({f.location})" if f.location else ""), "",

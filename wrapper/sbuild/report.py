@@ -14,7 +14,7 @@ from typing import Any
 from .progress import BuildModel, Step
 
 SCHEMA_VERSION = 4  # 2: "progress", the "unknown" stage status; 3: "overhead" (internal_s kept as an alias);
-# 4: the history: "id", "baseline", "regressions", "image", per stage "baseline_duration_s" and "delta_s"
+# 4: the history: "id", "baseline", "regressions", "image", per stage "baseline_duration_s", "delta_s", "why"
 OUTPUT_TAIL = 20  # lines of the failing step's output kept in the report
 
 STATUSES = ("built", "cached", "failed", "canceled", "skipped", "unknown")  # unknown: progress unreadable
@@ -55,6 +55,7 @@ class StageReport:
     platforms: tuple[PlatformReport, ...] = ()  # when more than one platform was built; totals are over all
     baseline_duration_s: float | None = None  # the same stage in the baseline build (compare.py)
     delta_s: float | None = None  # duration_s - baseline_duration_s
+    why: dict[str, Any] | None = None  # the first missed step's cause (explain.py); None: every step cached
 
 
 @dataclass(frozen=True)
@@ -297,7 +298,8 @@ def report_from_json(d: dict[str, Any]) -> Report:
             s["name"], s["status"], s["steps"], s["cached_steps"], s["duration_s"], s.get("first_miss"),
             s.get("started_s"), tuple(StepReport(t["name"], t["index"], t.get("started_s"), t["duration_s"],
                                                  t["cached"], t.get("error")) for t in s.get("timeline", [])),
-            tuple(PlatformReport(**p) for p in s.get("platforms", [])), s.get("baseline_duration_s"), s.get("delta_s"))
+            tuple(PlatformReport(**p) for p in s.get("platforms", [])), s.get("baseline_duration_s"), s.get("delta_s"),
+            s.get("why"))
 
     c = d.get("cache") or {}
     f = d.get("failure")
