@@ -35,7 +35,8 @@ def test_sbuildctl_reaches_every_command_whatever_directories_are_here(word: str
     _pipeline(Path("app"))
     args = {"build": ["build", "--target", "test", "app"], "stages": ["stages", "app"], "version": ["version"],
             "warm": ["warm", "--cache-dir", "cache", "app"], "history": ["history", "--all", "--json"],
-            "diff": ["diff", "-f", "app/Dockerfile", "--json"], "explain": ["explain", "-f", "app/Dockerfile", "--json"]}[word]
+            "diff": ["diff", "-f", "app/Dockerfile", "--json"],
+            "explain": ["explain", "-f", "app/Dockerfile", "--json"]}[word]
     if word == "warm":
         fake.stream("buildx-0.13/pipeline-bake-all")
     if word in ("diff", "explain"):  # two builds of the test stage: the second is compared with the first

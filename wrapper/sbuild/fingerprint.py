@@ -29,7 +29,7 @@ from .mask import is_secret_name
 
 SCHEMA = 1
 STEP_INSTRUCTIONS = ("RUN", "COPY", "ADD", "WORKDIR")  # each makes a vertex; so does a FROM of an image
-_REF = re.compile(r"\$(?:\{(\w+)|(\w+))")
+_REF = re.compile(r"\$(?:\{(\w+)[^}]*\}|(\w+))")
 _WILDCARD = re.compile(r"[*?\[]")
 _REMOTE = re.compile(r"^(https?://|git@|git://|ssh://)|\.git(#.*)?$")
 CHUNK = 1 << 20

@@ -465,11 +465,12 @@ def exported_digest(model: BuildModel) -> str | None:
     return next((found[p] for p in _EXPORTED if p in found), None)
 
 
-def base_digests(model: BuildModel) -> dict[str, str]:
+def base_digests(model: BuildModel, single_stage: str | None = None) -> dict[str, str]:
     """{stage: digest} of the images the stages start FROM, as BuildKit names the step:
-    "[base 1/3] FROM docker.io/library/busybox:latest@sha256:…"."""
+    "[base 1/3] FROM docker.io/library/busybox:latest@sha256:…" ("[1/2] FROM …" in a one-stage file)."""
     out: dict[str, str] = {}
     for step in model.steps.values():
-        if step.stage and step.is_source and "@sha256:" in step.name:
-            out.setdefault(step.stage, "sha256:" + step.name.rsplit("@sha256:", 1)[1].split()[0])
+        stage = step.stage or single_stage
+        if stage and step.is_source and "@sha256:" in step.name:
+            out.setdefault(stage, "sha256:" + step.name.rsplit("@sha256:", 1)[1].split()[0])
     return out

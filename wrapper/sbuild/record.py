@@ -360,10 +360,8 @@ class Recorder:
         from . import history_registry
 
         for branch in self._branches():
-            if branch is None:
-                break
             try:
-                got = history_registry.pull(repo, self.project.id, key, branch)
+                got = history_registry.pull(repo, self.project.id, key, branch or "")
             except history_registry.RecordError as e:
                 self.warnings.append(f"history: could not fetch a baseline from the registry ({e})")
                 return None
@@ -412,7 +410,9 @@ class Recorder:
         if self.fingerprints is not None:
             from .progress import base_digests
 
-            for stage, digest in base_digests(outcome.model).items():
+            graph = self.plan.graph if self.plan is not None else None
+            single = graph.stages[0].key if graph is not None and len(graph.stages) == 1 else None
+            for stage, digest in base_digests(outcome.model, single).items():
                 frm = (self.fingerprints["stages"].get(stage) or {}).get("from") or {}
                 if "image" in frm:
                     frm["digest"] = digest
