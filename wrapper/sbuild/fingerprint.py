@@ -172,14 +172,18 @@ class Context:
 
 def hash_context(root: str, matcher: Any, cache_path: str | None) -> Context:
     """Walk the context (what .dockerignore leaves), hash each file (stat cache first), then each directory."""
-    cache: dict[str, tuple[int, int, int, int, int, int, str]] = {}
+    # path -> "size mtime_ns ino mode uid gid " + hash: strings load 5x faster than tuples, and
+    # marshal.loads on the bytes 5x faster than marshal.load on the file.
+    cache: dict[str, str] = {}
     if cache_path:
         try:
             with open(cache_path, "rb") as f:
-                cache = marshal.load(f)
+                cache = marshal.loads(f.read())
+            if not isinstance(cache, dict):
+                cache = {}
         except (OSError, EOFError, ValueError, TypeError):
             cache = {}
-    fresh: dict[str, tuple[int, int, int, int, int, int, str]] = {}
+    fresh: dict[str, str] = {}
     files: dict[str, str] = {}
     dir_modes: dict[str, str] = {"": ""}
     stack = [""]
@@ -202,18 +206,18 @@ def hash_context(root: str, matcher: Any, cache_path: str | None) -> Context:
                 dir_modes[rel] = f"{stat.S_IMODE(st.st_mode):o} {st.st_uid} {st.st_gid}"
                 stack.append(rel)
                 continue
-            key = (st.st_size, st.st_mtime_ns, st.st_ino, st.st_mode, st.st_uid, st.st_gid)
+            key = f"{st.st_size} {st.st_mtime_ns} {st.st_ino} {st.st_mode} {st.st_uid} {st.st_gid} "
             hit = cache.get(rel)
-            if hit is not None and hit[:6] == key:
-                h = hit[6]
+            if hit is not None and hit[:-16] == key:
+                h = hit[-16:]
             else:
                 try:
                     h = _file_hash(e.path, st)
                 except OSError:
                     continue
-            fresh[rel] = (*key, h)
+            fresh[rel] = key + h
             files[rel] = h
-    if cache_path:
+    if cache_path and fresh != cache:  # nothing changed: nothing to write
         try:
             os.makedirs(os.path.dirname(cache_path), exist_ok=True)
             tmp = f"{cache_path}.{os.getpid()}"
@@ -276,6 +280,23 @@ def selection_hash(files: Mapping[str, str], selected: list[str]) -> str:
     return h.hexdigest()[:16]
 
 
+def _sources_hash(ctx: Context, sources: list[str]) -> str:
+    """What a step reads, as one hash: plain directory sources by their directory hashes (no walk over
+    their files), a single file by its hash, wildcards by the files they select."""
+    parts = []
+    for src in sources:
+        p = os.path.normpath(src.lstrip("/")).replace(os.sep, "/")
+        p = "" if p == "." else p
+        if _WILDCARD.search(p):
+            sel = select(ctx.files, [p])
+            parts.append(f"{p}={selection_hash(ctx.files, sel)}")
+        elif p in ctx.dirs:
+            parts.append(f"{p}=d:{ctx.dirs[p]}")
+        else:
+            parts.append(f"{p}={ctx.files.get(p, '-')}")
+    return hashlib.sha256("\n".join(parts).encode()).hexdigest()[:16]
+
+
 def fingerprints(dockerfile_text: str, context: str | None, matcher: Any, build_args: Mapping[str, str],
                  stage_keys: list[str], hash_key: str | None, syntax: str | None, cache_path: str | None
                  ) -> tuple[dict[str, Any], Context | None]:
@@ -287,8 +308,6 @@ def fingerprints(dockerfile_text: str, context: str | None, matcher: Any, build_
         for st in stages.values():
             for s in st["steps"]:
                 if "sources" in s:
-                    sel = select(ctx.files, s["sources"])
-                    s["files"] = selection_hash(ctx.files, sel)
-                    s["file_count"] = len(sel)
+                    s["files"] = _sources_hash(ctx, s["sources"])
     return {"schema": SCHEMA, "syntax": syntax, "stages": stages,
             "context": {"dirs": ctx.dirs} if ctx is not None else None}, ctx

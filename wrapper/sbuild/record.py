@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from .report import Report
 
 RECORD_SCHEMA = 1
+JOIN_TIMEOUT_S = 120.0  # hashing a context beside a build that ended first: bounded, never forever
 
 
 class Project(NamedTuple):
@@ -393,9 +394,16 @@ class Recorder:
             self.plan = outcome.plan
             self._gather()
         else:
-            self.thread.join(timeout=15.0)
+            waited = time.perf_counter()
+            self.thread.join(timeout=JOIN_TIMEOUT_S)
+            from .process import debug
+
+            # What recording adds to the build's end: the part of its work buildx did not cover.
+            debug(f"history: waited {(time.perf_counter() - waited) * 1000:.0f} ms for git, the store and "
+                  "the fingerprints")
             if self.thread.is_alive():
-                self.warnings.append("history: git or the registry did not answer within 15 s; not recorded")
+                self.warnings.append(f"history: git, the registry or hashing the context took over "
+                                     f"{JOIN_TIMEOUT_S:.0f} s after the build; not recorded")
         for w in self.warnings:
             say(f"warning: {w}")
         if (self.thread is not None and self.thread.is_alive()) or self.project is None:
