@@ -109,13 +109,14 @@ class Renderer(Protocol):
 
 
 def make_renderer(mode: str, err: TextIO, masker: Masker, model: BuildModel, stages: list[str],
-                  baseline: Callable[[], dict[str, float] | None] | None = None) -> Renderer | None:
+                  baseline: Callable[[], dict[str, float] | None] | None = None,
+                  single: str | None = None) -> Renderer | None:
     if mode in ("quiet", "rawjson"):
         return None
     if mode == "tty":
         from .render_tty import TtyRenderer
 
-        return TtyRenderer(err, masker, model, stages, baseline)
+        return TtyRenderer(err, masker, model, stages, baseline, single)
     from .render_plain import PlainRenderer
 
     return PlainRenderer(err, masker)
@@ -357,8 +358,10 @@ class _Build:
                 self.hooks.on_start(self.plan)
                 self.hooks = self.hooks._replace(on_start=None)
             if render:
+                # The deploy image's build after every stage passed is one line, not every stage "waiting" again.
+                single = f'deploy image "{self.plan.deploy.key}"' if self.finalizing and self.plan.deploy else None
                 renderer = make_renderer(self.mode, err, masker, model, [s.key for s in self.plan.closure],
-                                         self.hooks.baseline)
+                                         self.hooks.baseline, single)
 
         def feed(items: list[dict[str, object] | str]) -> None:
             for item in items:

@@ -168,6 +168,12 @@ def write_outputs(cmd: flags.BuildCommand, outcome: build.BuildOutcome) -> None:
         import json
 
         write_atomic(path, mask(json.dumps(rr.trace(report))))
+    path = cmd.value("html")
+    if path:
+        from .render_html import build_page
+
+        asked = ", ".join(s.name for s in report.stages) or "build"
+        write_atomic(path, mask(build_page(report, f"sbuild: {asked} {report.status}")))
     md = None
     path = cmd.value("summary")
     if path:

@@ -86,9 +86,10 @@ def _store_call(fn: Any) -> Any:
 @click.option("-f", "--file", "file", metavar="FILE", help='The project\'s Dockerfile (default: "./Dockerfile")')
 @click.option("--all", "all_projects", is_flag=True, help="Every project, not only this directory's")
 @click.option("--json", "as_json", is_flag=True, help="Print the stable JSON form")
+@click.option("--html", "html_file", metavar="FILE", help="Write per-stage trends as one self-contained HTML page")
 @click.pass_context
 def history(ctx: click.Context, stage: str | None, branch: str | None, limit: int, file: str | None,
-            all_projects: bool, as_json: bool) -> None:
+            all_projects: bool, as_json: bool, html_file: str | None) -> None:
     """Builds recorded in $SBUILD_HOME/history.db, newest first."""
     if ctx.invoked_subcommand is not None:
         return
@@ -97,6 +98,12 @@ def history(ctx: click.Context, stage: str | None, branch: str | None, limit: in
     project = None if all_projects else _project(file)
     store = _store()
     rows = _store_call(lambda: store.rows(project=project, stage=stage, branch=branch, limit=limit))
+    if html_file:
+        from .files import write_atomic
+        from .render_html import history_page
+
+        write_atomic(html_file, history_page([_get(store, r.id) for r in rows], project))
+        sys.stderr.write(f"wrote {html_file}: {len(rows)} builds\n")
     if as_json:
         click.echo(json.dumps(history_json(rows, project), indent=2))
     elif not rows:
@@ -116,11 +123,18 @@ def _get(store: Any, build_id: str) -> dict[str, Any]:
 @history.command("show")
 @click.argument("build_id", metavar="ID")
 @click.option("--json", "as_json", is_flag=True, help="Print the record (the stable JSON form)")
-def history_show(build_id: str, as_json: bool) -> None:
+@click.option("--html", "html_file", metavar="FILE", help="Write the build as one self-contained HTML page")
+def history_show(build_id: str, as_json: bool, html_file: str | None) -> None:
     """One recorded build: where, what, and its report."""
     from .render_history import record_text
 
     record = _get(_store(), build_id)
+    if html_file:
+        from .files import write_atomic
+        from .render_html import build_page
+        from .report import report_from_json
+
+        write_atomic(html_file, build_page(report_from_json(record["report"]), f"sbuild: build {record['id']}"))
     click.echo(json.dumps(record, indent=2) if as_json else record_text(record), nl=bool(as_json))
 
 
@@ -129,7 +143,8 @@ def history_show(build_id: str, as_json: bool) -> None:
 @click.argument("b", required=False, metavar="[B]]")
 @click.option("-f", "--file", "file", metavar="FILE", help='The project\'s Dockerfile, for the default A and B')
 @click.option("--json", "as_json", is_flag=True, help="Print the stable JSON form")
-def diff(a: str | None, b: str | None, file: str | None, as_json: bool) -> None:
+@click.option("--html", "html_file", metavar="FILE", help="Write the comparison as one self-contained HTML page")
+def diff(a: str | None, b: str | None, file: str | None, as_json: bool, html_file: str | None) -> None:
     """Per-stage and per-step time and cache of build B against build A. One ID: that build against its
     baseline; none: this project's last build against its baseline."""
     from .compare import diff as compare
@@ -152,6 +167,11 @@ def diff(a: str | None, b: str | None, file: str | None, as_json: bool) -> None:
             raise UsageError(f"build {newer['id']} has no baseline: give two IDs (sbuild diff A B)")
         older = _get(store, base["id"])
     d = compare(older, newer)
+    if html_file:
+        from .files import write_atomic
+        from .render_html import diff_page
+
+        write_atomic(html_file, diff_page(d))
     click.echo(json.dumps(d, indent=2) if as_json else diff_text(d), nl=bool(as_json))
 
 

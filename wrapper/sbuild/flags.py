@@ -119,6 +119,8 @@ SBUILD_FLAGS: tuple[Flag, ...] = (
        metavar="FILE", sbuild=True),
     _f("trace", "string", "Write a Chrome trace-event JSON of the build (Perfetto, chrome://tracing)",
        metavar="FILE", sbuild=True),
+    _f("html", "string", "Write the build as one self-contained HTML page (timeline, stages, why; opens offline)",
+       metavar="FILE", sbuild=True),
     _f("cache-repo", "string", "Registry cache per stage and branch: REF:<stage>-<branch> (mode=max); each stage "
        "imports one: its branch's if there, else the default branch's", metavar="REF", sbuild=True),
     _f("cache-dir", "string", "Local cache per stage in DIR/<stage>, replaced (not grown) by each good build",

@@ -49,7 +49,8 @@ def terminal(report: Report, width: int = 100) -> str:
         for p in s.platforms:  # a row per platform beneath the stage's totals
             rows.append((f"  {p.platform}", p.status, str(p.steps), f"{p.cached_steps}/{p.steps}",
                          _secs(p.duration_s), p.first_miss or "-", *(("",) if whys else ())))
-    lines = columns(rows, right=(2, 3, 4), width=width)
+    # A build that failed before any stage ran has no table: no empty header.
+    lines = columns(rows, right=(2, 3, 4), width=width) if report.stages else []
     verdict = {"success": "built", "failed": "FAILED", "canceled": "CANCELED"}[report.status]
     top = report.largest_overhead
     lines.append(f"{verdict} in {_secs(report.duration_s)} · {_ratio(report)}"

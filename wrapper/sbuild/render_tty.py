@@ -24,8 +24,9 @@ _SPIN = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
 
 class TtyRenderer:
     def __init__(self, out: TextIO, masker: Masker, model: BuildModel, stages: list[str],
-                 baseline: Callable[[], dict[str, float] | None] | None = None) -> None:
+                 baseline: Callable[[], dict[str, float] | None] | None = None, single: str | None = None) -> None:
         self.model = model
+        self.single = single  # one line for the whole build under this label (the deploy image's build)
         self.baseline = baseline  # the baseline's stage times, once the history found them
         self.mask = masker.text
         self.stages = list(stages)
@@ -44,6 +45,8 @@ class TtyRenderer:
 
     def _render(self) -> RenderableType:
         steps = list(self.model.steps.values())  # a snapshot: the stream is read on another thread
+        if self.single is not None:
+            return self._single(steps)
         by_stage: dict[str, list[Step]] = {}
         for s in steps:
             if not s.internal:
@@ -68,6 +71,22 @@ class TtyRenderer:
                 parts.append(Text("\n".join(self.mask(ln) for ln in lines), style="dim", overflow="ellipsis",
                                   no_wrap=True))
         return Group(*parts)
+
+    def _single(self, steps: list[Step]) -> RenderableType:
+        """One line: the label, its state, and the step BuildKit is on (export, push, naming...)."""
+        table = Table.grid(padding=(0, 1))
+        spin = _SPIN[int(time.monotonic() * 10) % len(_SPIN)]
+        active = [s for s in steps if s.started is not None and s.completed is None]
+        failed = [s for s in steps if s.error and "context canceled" not in s.error]
+        icon, state, style = ("✘", "failed", "red") if failed else ((spin, "running", "cyan") if active or not steps
+                                                                     else ("✔", "done", "green"))
+        starts = [s.first_started for s in steps if s.first_started]
+        took = (max(s.completed or time.time() for s in steps) - min(starts)) if starts else None
+        current = active[-1].display if active else (failed[0].display if failed else "")
+        table.add_row(Text(icon, style=style), Text(self.single or "", style="bold"), Text(state, style=style),
+                      Text(f"{took:.1f}s" if took is not None else ""),
+                      Text(self.mask(current), style="dim", overflow="ellipsis", no_wrap=True))
+        return table
 
     def _row(self, table: Table, label: str, ss: list[Step], spin: str, now: float, bold: bool,
              baseline_s: float | None = None) -> list[Step]:
