@@ -188,6 +188,72 @@ def classic_daemon(engine: None, tmp_path_factory: pytest.TempPathFactory) -> It
         subprocess.run(["ip", "netns", "del", ns], check=False)
 
 
+class Dockerd:
+    """A dockerd of a test's own (own data-root, exec-root, socket, network namespace), which the test may
+    stop and start again: the builder that goes away mid-build. Like classic_daemon, it has only the base
+    image and its builds need --network=none."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        root.mkdir(parents=True, exist_ok=True)
+        self.host = f"unix://{root}/docker.sock"
+        self.ns = f"sbuild-restart-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        subprocess.run(["ip", "netns", "add", self.ns], check=True)
+        subprocess.run(["ip", "-n", self.ns, "link", "set", "lo", "up"], check=True)
+        (root / "daemon.json").write_text("{}")
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        import time
+
+        self.proc = subprocess.Popen(
+            ["nsenter", f"--net=/var/run/netns/{self.ns}", "dockerd", "--host", self.host,
+             "--data-root", str(self.root / "data"), "--exec-root", str(self.root / "exec"),
+             "--pidfile", str(self.root / "docker.pid"), "--bridge=none", "--iptables=false", "--ip6tables=false",
+             "--config-file", str(self.root / "daemon.json")],
+            stdout=subprocess.DEVNULL, stderr=(self.root / "log").open("a"), start_new_session=True)
+        for _ in range(150):
+            if subprocess.run(["docker", "-H", self.host, "info"], capture_output=True).returncode == 0:
+                return
+            time.sleep(0.2)
+        raise AssertionError("test dockerd did not start: " + (self.root / "log").read_text()[-2000:])
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def close(self) -> None:
+        self.stop()
+        subprocess.run(["ip", "netns", "del", self.ns], check=False)
+        # dockerd mounts its data-root privately; one that died starting leaves the mount behind.
+        with open("/proc/mounts") as f:
+            mounts = [line.split()[1] for line in f if line.split()[1].startswith(str(self.root))]
+        for m in sorted(mounts, key=len, reverse=True):
+            subprocess.run(["umount", "-l", m], check=False, capture_output=True)
+
+
+@pytest.fixture
+def restartable_daemon(engine: None) -> Iterator[Dockerd]:
+    import tempfile
+
+    # Short: containerd's sockets live under exec-root, and a unix socket path must stay under 104 bytes.
+    d = Dockerd(Path(tempfile.mkdtemp(prefix="sbd-", dir="/tmp")))
+    try:
+        d.start()
+        save = subprocess.Popen(["docker", "save", BASE_IMAGE], stdout=subprocess.PIPE)
+        subprocess.run(["docker", "-H", d.host, "load", "-q"], stdin=save.stdout, check=True, capture_output=True)
+        save.wait()
+        yield d
+    finally:
+        d.close()
+        shutil.rmtree(d.root, ignore_errors=True)
+
+
 def prune_build_cache() -> None:
     docker("buildx", "prune", "-af")
 

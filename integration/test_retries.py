@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 import time
 import uuid
 from collections.abc import Iterator
@@ -10,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import BASE_IMAGE, EXAMPLE, REGISTRY, docker, sbuild
+from .conftest import BASE_IMAGE, EXAMPLE, REGISTRY, docker, sbuild, sbuild_cmd
 from .faultproxy import FaultProxy
 
 pytestmark = pytest.mark.usefixtures("registry")
@@ -218,3 +220,35 @@ def test_a_bad_retry_timeout_fails_before_anything_runs(tmp_path: Path) -> None:
     cp = sbuild("--retry-timeout", "soon", str(EXAMPLE), env={"DOCKER_HOST": f"unix://{tmp_path}/none.sock"})
     assert cp.returncode == 2
     assert cp.stderr == 'error: invalid --retry-timeout "soon": give a duration such as 90s, 10m or 1h30m\n'
+
+
+def _restart_during(daemon: object, cmd: list[str], env: dict[str, str], after_s: float) -> subprocess.CompletedProcess:
+    """Run cmd; `after_s` seconds in, stop the builder's daemon and start it again."""
+    proc = subprocess.Popen(cmd, env={**os.environ, "BUILDKIT_PROGRESS": "plain", **env}, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    time.sleep(after_s)
+    daemon.stop()  # type: ignore[attr-defined]
+    time.sleep(1.0)
+    daemon.start()  # type: ignore[attr-defined]
+    out, err = proc.communicate(timeout=240)
+    return subprocess.CompletedProcess(cmd, proc.returncode, out, err)
+
+
+def test_a_builder_restart_mid_build_is_waited_for_and_retried(tmp_path: Path, restartable_daemon: object) -> None:
+    ctx = tmp_path / "slow"
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text(f"FROM {BASE_IMAGE}\nRUN echo {uuid.uuid4().hex} && sleep 6 && echo done\n")
+    env = {"DOCKER_HOST": restartable_daemon.host}  # type: ignore[attr-defined]
+    plain = _restart_during(restartable_daemon, ["docker", "buildx", "build", "--network=none", "--progress=plain",
+                                                 str(ctx)], env, 3.0)
+    assert plain.returncode != 0, "plain buildx should fail when its builder restarts"
+    (ctx / "Dockerfile").write_text(f"FROM {BASE_IMAGE}\nRUN echo {uuid.uuid4().hex} && sleep 6 && echo done\n")
+    r = tmp_path / "r.json"
+    cp = _restart_during(restartable_daemon, [*sbuild_cmd(), "--network=none", "--retry-wait", "0.5", "--report",
+                                              str(r), str(ctx)], env, 3.0)
+    assert cp.returncode == 0, cp.stderr[-3000:]
+    rep = json.loads(r.read_text())
+    assert rep["status"] == "success" and rep["attempts"] == 2 and rep["retry_stop"] == "succeeded"
+    assert rep["retries"][0]["phase"] == "builder"
+    assert rep["retries"][0]["reason"].startswith("builder connection lost")
+    assert "attempt 1 of 4 failed (builder: builder connection lost" in cp.stderr

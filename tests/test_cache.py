@@ -73,12 +73,50 @@ def test_cache_dir_exports_fresh_and_swaps(tmp_path: Path) -> None:
     assert sc.cache_to == (f"type=local,dest={fresh},mode=max",)
     Path(fresh).mkdir()
     (Path(fresh) / "index.json").write_text("{}")
-    cache.swap_in(list(sc.swap))
-    assert (Path(final) / "index.json").is_file() and not Path(fresh).exists()
+    lock = cache.hold(str(tmp_path))
+    assert lock is not None
+    cache.swap_in(list(sc.swap), lock)
+    assert (Path(final) / "index.json").is_file() and Path(final).resolve() == Path(fresh)
     s2 = cache.settings(stages=["test"], repo=None, cache_dir=str(tmp_path), branch=None, default_branch="main",
                         run_id="43")
-    assert s2 is not None and s2.per_stage["test"].cache_from == (f"type=local,src={final}",)
+    assert s2 is not None and s2.per_stage["test"].cache_from == (f"type=local,src={fresh}",)  # the version
     assert s2.exported_to == [f"local:{final}"]
+    fresh2 = s2.per_stage["test"].swap[0][0]
+    Path(fresh2).mkdir()
+    (Path(fresh2) / "index.json").write_text("{}")
+    cache.swap_in(list(s2.per_stage["test"].swap), lock)
+    assert Path(final).resolve() == Path(fresh2) and not Path(fresh).exists()  # the old version collected
+
+
+def test_a_version_another_build_reads_is_kept_until_it_ends(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    mine = cache.hold(str(tmp_path))
+    other = subprocess.Popen([sys.executable, "-c", "import fcntl,os,sys,time; fd=os.open(sys.argv[1], os.O_RDWR); "
+                              "fcntl.flock(fd, fcntl.LOCK_SH); print('held', flush=True); time.sleep(30)",
+                              str(tmp_path / ".lock")], stdout=subprocess.PIPE, text=True)
+    try:
+        assert other.stdout is not None and other.stdout.readline().strip() == "held"
+        pairs = []
+        for run in ("1", "2"):
+            s = cache.settings(stages=["test"], repo=None, cache_dir=str(tmp_path), branch=None,
+                               default_branch="main", run_id=run)
+            assert s is not None
+            fresh, final = s.per_stage["test"].swap[0]
+            Path(fresh).mkdir()
+            (Path(fresh) / "index.json").write_text(run)
+            pairs.append((fresh, final))
+            assert mine is not None
+            cache.swap_in([pairs[-1]], mine)
+        # The other build may still read version 1: it stays; the symlink names version 2.
+        assert Path(pairs[0][0]).is_dir() and (Path(final) / "index.json").read_text() == "2"
+    finally:
+        other.kill()
+        other.wait()
+    assert mine is not None
+    cache.collect(pairs[-1:], mine)  # alone now: the old version goes
+    assert not Path(pairs[0][0]).exists() and (Path(final) / "index.json").read_text() == "2"
 
 
 def test_export_unsupported_matches_buildx_message() -> None:

@@ -59,7 +59,27 @@ REAL = [
     ("ERROR: failed to solve: nosuchimage:latest: failed to resolve source metadata for "
      "docker.io/library/nosuchimage:latest: failed to do request: Head \"https://registry-1.docker.io/v2/library/"
      "nosuchimage/manifests/latest\": dial tcp: lookup registry-1.docker.io on 127.0.0.53:53: no such host",
-     False, "metadata", "offline machine, as seen here"),
+     True, "metadata", "offline machine, as seen here (one retry: DNS_CAP)"),
+    ('error: failed to solve: failed to do request: Head "https://docker.corporation.m/v2/nlab/builder/blobs/'
+     'sha256:abe4e89e94af5ca53807bff02fd05ef3c6fed358ae822503bd87beb8ddedbaa3": dial tcp: lookup '
+     "docker.corporation.m on 10.0.1.1:53: no such host",
+     True, "pull", "github.com/docker/buildx/issues/1013"),
+    ('#24 8.149 error: failed commit on ref "layer-sha256:a2837574e7c9422a3cc93cef8bebbe050c0aee64ff43a97bfb4b4fb29'
+     'fca439b": unexpected status from PUT request to https://registry.trigger.dev/v2/trigger-failover/proj_sdyhznurv'
+     "xknuqmcvprr/blobs/uploads/c5186532-9a3b-48e9-b913-a2fb9503cf5f?digest=sha256%3Aa2837574e7c9422a3cc93cef8bebbe"
+     "050c0aee64ff43a97bfb4b4fb29fca439b: 520 unknown",
+     True, "push", "github.com/triggerdotdev/trigger.dev/issues/1636"),
+    ('ERROR: failed to solve: rpc error: code = Unknown desc = failed commit on ref "layer-sha256:…": no response',
+     True, "push", "github.com/docker/build-push-action/issues/131 (its title's error; the digest elided)"),
+    ("ERROR: failed to receive status: rpc error: code = Unavailable desc = error reading from server: EOF",
+     True, "builder", "github.com/docker/buildx/issues/2380"),
+    ("ERROR: failed to solve: Unavailable: error reading from server: EOF",
+     True, "builder", "github.com/kubernetes-sigs/headlamp/issues/1278"),
+    ("Error: failed to receive status: rpc error: code = Unavailable desc = closing transport due to: connection "
+     'error: desc = "error reading from server: io: read/write on closed pipe", received prior goaway',
+     True, "builder", "github.com/docker/buildx/issues/1079"),
+    ("error: failed to receive status: rpc error: code = Unavailable desc = transport is closing",
+     True, "builder", "github.com/moby/buildkit/issues/1222"),
     ("ERROR: failed to solve: 127.0.0.1:5000/sbuild-it/none:latest: 127.0.0.1:5000/sbuild-it/none:latest: not found",
      False, "unknown", "local registry, as seen here"),
     # Engine 28.5.2 prints the registry's error body (distribution's "<code>: <message>") as the innermost
@@ -195,3 +215,26 @@ def test_durations(text: str, seconds: float) -> None:
 def test_bad_durations_name_the_flag(text: str) -> None:
     with pytest.raises(UsageError, match="--retry-timeout"):
         parse_duration(text, "--retry-timeout")
+
+
+def test_a_builder_lost_and_a_name_that_never_resolves_get_one_retry_each() -> None:
+    lost = classify_failure("ERROR: failed to receive status: rpc error: code = Unavailable desc = error reading "
+                            "from server: EOF")
+    assert (lost.transient, lost.phase, lost.cap) == (True, "builder", 1)
+    dns = classify_failure('error: failed to solve: failed to do request: Head "https://docker.corporation.m/v2/x/'
+                           'blobs/sha256:ab": dial tcp: lookup docker.corporation.m on 10.0.1.1:53: no such host')
+    assert (dns.transient, dns.cap) == (True, 1)
+    for failure in (lost, dns):
+        calls: list[int] = []
+        done = run_with_retries(lambda: calls.append(1) or "again", lambda r, f=failure: f,  # type: ignore[misc]
+                                Policy(retries=5, first_wait=0.0), lambda r: None, sleep=lambda s: None)
+        assert done.stop == "cap" and len(calls) == 2  # the first attempt and one retry, not six
+    # A registry 5xx keeps --retries in full.
+    five = classify_failure("ERROR: failed to solve: failed to push x: unexpected status: 520 Origin Error")
+    assert five.transient and five.cap is None
+
+
+def test_a_number_that_is_no_status_is_no_server_error() -> None:
+    f = classify_failure("ERROR: failed to solve: failed to compute cache key: failed to calculate checksum of ref "
+                         "512 files: not found")
+    assert not f.transient

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from .retry_policy import Policy
 
 PROGRESS_MODES = ("auto", "none", "plain", "tty", "quiet", "rawjson")
+BUILDER_WAIT_S = 60.0  # how long a lost builder gets to come back before the retry runs anyway
 
 
 class BuildOutcome:
@@ -61,6 +62,62 @@ def check_inputs(cmd: BuildCommand) -> None:
     if path is not None and not os.path.isfile(path):
         hint = "check the -f path (relative to the current directory)" if cmd.has("file") else "pass -f FILE"
         raise BuildxError(f"failed to read dockerfile: open {path}: no such file or directory ({hint})")
+
+
+SBUILD_FILES = ("report", "summary", "trace", "html")  # sbuild's own output files
+
+
+def _nearest(path: str) -> str:
+    """The nearest ancestor of path that exists."""
+    d = os.path.dirname(os.path.abspath(path))
+    while not os.path.exists(d):
+        d = os.path.dirname(d)
+    return d
+
+
+def check_outputs(cmd: BuildCommand) -> None:
+    """Every requested output checked before anything runs, so a build is never lost to a path: sbuild's
+    own files (a missing parent directory is made, as the build's end makes it; one that cannot be made,
+    a directory where a file is wanted, or a place that cannot be written, is a usage error, exit 2), the
+    cache directory, and buildx's files whose parent BuildKit does not create (buildx's words, exit 1, as
+    buildx itself fails after the whole build)."""
+    for flag in SBUILD_FILES:
+        path = cmd.value(flag)
+        if not path:
+            continue
+        if os.path.isdir(path):
+            raise UsageError(f"--{flag} {path}: is a directory: give a file path (e.g. {path.rstrip('/')}/"
+                             f"{flag}.{'md' if flag == 'summary' else 'html' if flag == 'html' else 'json'})")
+        _writable(f"--{flag} {path}", path)
+    cache_dir = cmd.value("cache-dir")
+    if cache_dir:
+        if os.path.exists(cache_dir) and not os.path.isdir(cache_dir):
+            raise UsageError(f"--cache-dir {cache_dir}: is a file: give a directory (made when missing)")
+        _writable(f"--cache-dir {cache_dir}", os.path.join(cache_dir, "x") if os.path.isdir(cache_dir) else cache_dir)
+    for flag, words in (("iidfile", "writing image ID file: open {}"), ("metadata-file", "open {}")):
+        path = cmd.value(flag)
+        if path and not os.path.isdir(os.path.dirname(os.path.abspath(path))):
+            raise BuildxError(words.format(path) + ": no such file or directory (create its directory first: "
+                              f"buildx does not, and would say so only after the build; --{flag})")
+    for spec in cmd.values("output"):
+        fields = dict(p.split("=", 1) for p in spec.split(",") if "=" in p)
+        dest = fields.get("dest")
+        if dest and dest != "-" and fields.get("type") in ("tar", "oci", "docker") and \
+                not os.path.isdir(os.path.dirname(os.path.abspath(dest))):
+            raise BuildxError(f"failed to open {dest}: no such file or directory (create its directory first: "
+                              "BuildKit does not; --output)")
+
+
+def _writable(what: str, path: str) -> None:
+    if os.path.exists(path):  # a file to replace, or a special one such as /dev/stdout
+        if not os.access(path, os.W_OK):
+            raise UsageError(f"{what}: cannot write it (permission denied): give a path you can write")
+        return
+    near = _nearest(path)
+    if not os.path.isdir(near):
+        raise UsageError(f"{what}: {near} is a file, so the directory cannot be made: give another path")
+    if not os.access(near, os.W_OK):
+        raise UsageError(f"{what}: cannot write in {near} (permission denied): give a path you can write")
 
 
 def _progress_given(cmd: BuildCommand) -> str | None:
@@ -149,9 +206,11 @@ class _Build:
 
         self.cmd, self.err, self.out = cmd, err, out
         self.hooks = hooks
+        self.cache_lock: int | None = None  # the shared lock on --cache-dir (cache.hold)
         self.planning = planning
         self.tmpdir: str | None = None
         check_inputs(cmd)
+        check_outputs(cmd)
         self.mode = progress_mode(cmd)
         self.prints_id = prints_image_id(cmd)
         self.policy = self._policy()  # checks --retries/--retry-* before anything runs
@@ -213,6 +272,9 @@ class _Build:
         else:
             raise UsageError("--cache-repo/--cache-dir need a Dockerfile sbuild can read, or --target")
         where = cmd.context if os.path.isdir(cmd.context) else "."
+        cache_dir = cmd.value("cache-dir")
+        if cache_dir:  # held until this process ends: no other build removes the version it reads
+            self.cache_lock = cache.hold(os.path.abspath(cache_dir))
         branch = cmd.value("branch") or gitinfo.current_branch(where)
         default = cmd.value("default-branch") or gitinfo.default_branch(where)
         return cache.settings(stages=stages, repo=cmd.value("cache-repo"), cache_dir=cmd.value("cache-dir"),
@@ -501,6 +563,8 @@ class _Build:
         started = time.monotonic()  # --retry-timeout counts from here
 
         def once() -> _Attempt:
+            if self.retries and self.retries[-1].phase == "builder":
+                self._wait_for_builder()
             self.attempt_count += 1
             self.last = self.attempt(export=True, render=True)
             return self.last
@@ -552,10 +616,30 @@ class _Build:
         self.retry_stop = None if a.result.signal is not None else done.stop
         if done.stop == "count":
             self.say(f"no retries left (--retries {policy.retries}): the build failed")
+        elif done.stop == "cap":
+            f = self._failure(a)
+            self.say(f"not retrying again: {f.reason.split(' (', 1)[0] if f else 'this failure'} gets "
+                     f"{f.cap if f else 1} retry at most: the build failed")
         elif done.stop == "timeout":
             self.say(f"retrying stopped: the next attempt would start after the --retry-timeout of "
                      f"{policy.timeout:g}s")
         return a
+
+    def _wait_for_builder(self) -> None:
+        """After the builder went away mid-build (a crash, a daemon restart): wait until it answers again,
+        bounded, saying so; the attempt then runs either way and tells what it finds."""
+        builder = self.cmd.value("builder") or os.environ.get("BUILDX_BUILDER")
+        if process.builder_ready(builder):
+            return
+        self.say(f"waiting up to {BUILDER_WAIT_S:.0f}s for the builder{' ' + builder if builder else ''} "
+                 "to answer again")
+        deadline = time.monotonic() + BUILDER_WAIT_S
+        while time.monotonic() < deadline:
+            time.sleep(1.0)
+            if process.builder_ready(builder):
+                self.say("the builder answers again")
+                return
+        self.say(f"the builder did not answer within {BUILDER_WAIT_S:.0f}s; trying anyway")
 
     def _after_cache_trouble(self, a: _Attempt) -> _Attempt:
         """A builder that cannot export cache, or an export that failed, need not fail a good build."""
@@ -598,7 +682,7 @@ class _Build:
 
         pairs = [p for sc in self.cache.per_stage.values() for p in sc.swap]
         if ok and not self.export_errors:
-            cachemod.swap_in(pairs)
+            cachemod.swap_in(pairs, self.cache_lock)
         else:
             cachemod.discard(pairs)
 
@@ -632,6 +716,12 @@ class _Build:
         pushed = tags if (pushes and exit_code == 0) else []
         cache = self.cache
         exported = [] if (exit_code != 0 or self.export_errors or cache is None) else cache.exported_to
+        from .report import normalize_image
+
+        image_stages: dict[str, str] = {}
+        for st in (plan.closure or (graph.stages if graph else ())):
+            for img in st.images:
+                image_stages.setdefault(normalize_image(img), st.key)
         return build_report(model, exit_code=exit_code, stage_order=graph.names if graph else None,
                             expected=closure or None, single_stage=single, started=started, finished=finished,
                             tags=tags, interrupted=interrupted,
@@ -641,7 +731,7 @@ class _Build:
                             finalize=self.finalize_span[:2] if self.finalize_span else None,
                             finalize_steps=self.finalize_span[2] if self.finalize_span else 0,
                             retries=[{"attempt": r.attempt, "phase": r.phase, "reason": r.reason, "wait_s": r.wait_s}
-                                     for r in self.retries])
+                                     for r in self.retries], image_stages=image_stages)
 
 
 class Hooks(NamedTuple):

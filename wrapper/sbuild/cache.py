@@ -15,6 +15,12 @@ per stage (build.py), not in one bake session whose targets share steps: 1.0 in 
 `--cache-dir DIR`: one local cache per stage, `DIR/<stage>`. BuildKit's local exporter never deletes
 old blobs, so sbuild exports to a fresh directory and swaps it in only after the build succeeded: the
 directory stays the size of one build's cache, and a failed build keeps the old one.
+
+Builds may share a DIR at once (two CI jobs on one runner). `DIR/<stage>` is a symlink to a version
+directory `DIR/.<stage>.v-<run>`; a swap replaces the symlink in one rename, so a build never reads a
+half-swapped cache. Each build holds a shared lock on `DIR/.lock` while it runs (the kernel drops it when
+the process ends, however it ends); old versions are removed only by a build that can take that lock
+exclusively, i.e. when no other build is reading one of them.
 """
 
 from __future__ import annotations
@@ -96,8 +102,9 @@ def settings(*, stages: list[str], repo: str | None, cache_dir: str | None, bran
         if cache_dir:
             final = os.path.join(os.path.abspath(cache_dir), tag_safe(stage))
             if os.path.isfile(os.path.join(final, "index.json")):
-                cfrom.append(f"type=local,src={final}")
-            fresh = os.path.join(os.path.abspath(cache_dir), f".{tag_safe(stage)}.new-{run_id}")
+                # The version the symlink names now: a swap by another build cannot change what this one reads.
+                cfrom.append(f"type=local,src={os.path.realpath(final)}")
+            fresh = os.path.join(os.path.abspath(cache_dir), f".{tag_safe(stage)}.v-{run_id}")
             cto.append(f"type=local,dest={fresh},mode=max")
             swap.append((fresh, final))
         if repo:
@@ -115,19 +122,57 @@ def settings(*, stages: list[str], repo: str | None, cache_dir: str | None, bran
     return CacheSettings(per)
 
 
-def swap_in(pairs: list[tuple[str, str]]) -> None:
-    """After a good build: replace each stage's cache dir by the fresh export."""
-    import shutil
+def hold(cache_dir: str) -> int | None:
+    """A shared lock on DIR/.lock for this build's whole run (None: the directory cannot be locked)."""
+    import fcntl
+
+    try:
+        os.makedirs(cache_dir, exist_ok=True)
+        fd = os.open(os.path.join(cache_dir, ".lock"), os.O_RDWR | os.O_CREAT, 0o644)
+        fcntl.flock(fd, fcntl.LOCK_SH)
+    except OSError:
+        return None
+    return fd
+
+
+def swap_in(pairs: list[tuple[str, str]], lock: int | None = None) -> None:
+    """After a good build: point each stage's cache at its fresh export (one atomic rename), then remove
+    old versions if no other build holds the directory."""
+    import time
 
     for fresh, final in pairs:
         if not os.path.isdir(fresh):
             continue
-        old = final + ".old"
-        shutil.rmtree(old, ignore_errors=True)
-        if os.path.exists(final):
-            os.rename(final, old)
-        os.rename(fresh, final)
-        shutil.rmtree(old, ignore_errors=True)
+        link = f"{final}.link-{os.getpid()}"
+        if os.path.lexists(link):
+            os.unlink(link)
+        os.symlink(os.path.basename(fresh), link)
+        if os.path.isdir(final) and not os.path.islink(final):  # a real directory (an older sbuild): keep it
+            os.rename(final, os.path.join(os.path.dirname(final),
+                                          f".{os.path.basename(final)}.v-legacy-{time.time_ns()}"))
+        os.replace(link, final)
+    if lock is not None:
+        collect(pairs, lock)
+
+
+def collect(pairs: list[tuple[str, str]], lock: int) -> None:
+    """Remove versions no symlink names, when this build can hold the directory alone."""
+    import fcntl
+    import shutil
+
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return  # another build is running and may be reading an old version: it collects later
+    try:
+        for _, final in pairs:
+            d, name = os.path.dirname(final), os.path.basename(final)
+            current = os.path.basename(os.path.realpath(final))
+            for entry in os.listdir(d):
+                if entry.startswith((f".{name}.v-", f".{name}.new-")) and entry != current:
+                    shutil.rmtree(os.path.join(d, entry), ignore_errors=True)
+    finally:
+        fcntl.flock(lock, fcntl.LOCK_SH)
 
 
 def discard(pairs: list[tuple[str, str]]) -> None:

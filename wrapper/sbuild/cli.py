@@ -57,12 +57,13 @@ def build_main(argv: list[str]) -> int:
     outcome = build.run(cmd, notes=notes, hooks=hooks)
     if recorder is not None:
         outcome.report = _record(cmd, outcome, recorder)
-    write_outputs(cmd, outcome)
+    written = write_outputs(cmd, outcome)
     if outcome.signal is not None:
         import signal
 
         sys.stderr.write(f"error: interrupted by {signal.Signals(outcome.signal).name}: build canceled\n")
-    return outcome.exit_code
+    # An output that could not be written fails a good build; a failed one keeps buildx's code.
+    return outcome.exit_code if outcome.exit_code != 0 or written else 1
 
 
 def _record(cmd: flags.BuildCommand, outcome: build.BuildOutcome, recorder: record.Recorder) -> report.Report:
@@ -146,14 +147,27 @@ def _explicit_baseline(wanted: str) -> tuple[dict[str, object], str]:
     return got, "local"
 
 
-def write_outputs(cmd: flags.BuildCommand, outcome: build.BuildOutcome) -> None:
-    """The end-of-build table and the report files; every secret masked."""
+def write_outputs(cmd: flags.BuildCommand, outcome: build.BuildOutcome) -> bool:
+    """The end-of-build table and the report files; every secret masked. A file that cannot be written (a
+    full disk, permissions changed during the build) is never silent: one error line naming it, and False
+    (each file is written whole or not at all: write_atomic)."""
     import os
 
     from . import render_report as rr
-    from .files import append, write_atomic
+    from .files import append
+    from .files import write_atomic as _write
 
     report, mask = outcome.report, outcome.masker.text
+    ok = True
+
+    def write_atomic(path: str, text: str, flag: str = "") -> None:
+        nonlocal ok
+        try:
+            _write(path, text)
+        except OSError as e:
+            ok = False
+            sys.stderr.write(f"error: could not write {flag or 'file'} {path}: {e.strerror or e}\n")
+
     if outcome.mode in ("plain", "tty") and (report.stages or report.failure or report.progress != "ok"):
         import shutil
 
@@ -162,26 +176,31 @@ def write_outputs(cmd: flags.BuildCommand, outcome: build.BuildOutcome) -> None:
         sys.stderr.write("\n" + mask(rr.terminal(report, width=max(80, width))))
     path = cmd.value("report")
     if path:
-        write_atomic(path, mask(rr.json_text(report)))
+        write_atomic(path, mask(rr.json_text(report)), "--report")
     path = cmd.value("trace")
     if path:
         import json
 
-        write_atomic(path, mask(json.dumps(rr.trace(report))))
+        write_atomic(path, mask(json.dumps(rr.trace(report))), "--trace")
     path = cmd.value("html")
     if path:
         from .render_html import build_page
 
         asked = ", ".join(s.name for s in report.stages) or "build"
-        write_atomic(path, mask(build_page(report, f"sbuild: {asked} {report.status}")))
+        write_atomic(path, mask(build_page(report, f"sbuild: {asked} {report.status}")), "--html")
     md = None
     path = cmd.value("summary")
     if path:
         md = mask(rr.markdown(report))
-        write_atomic(path, md)
+        write_atomic(path, md, "--summary")
     gh = os.environ.get("GITHUB_STEP_SUMMARY")
     if gh and summary_wanted(os.environ):
-        append(gh, md or mask(rr.markdown(report)))
+        try:
+            append(gh, md or mask(rr.markdown(report)))
+        except OSError as e:
+            ok = False
+            sys.stderr.write(f"error: could not append to $GITHUB_STEP_SUMMARY {gh}: {e.strerror or e}\n")
+    return ok
 
 
 def summary_wanted(env: Mapping[str, str]) -> bool:

@@ -97,7 +97,10 @@ def make(cmd: BuildCommand) -> Plan:
     graph = load_graph(cmd, required=bool(names) or cmd.has("deploy-stage"))
     if graph is None:
         return EMPTY
-    from .stages import unknown_stage_message
+    from .stages import check_buildable, unknown_stage_message
+
+    if names:  # sbuild composes the sessions from the graph: one BuildKit would refuse stops here
+        check_buildable(graph)
 
     deploy_name = cmd.value("deploy-stage")
     deploy = graph.find(deploy_name) if deploy_name else graph.default

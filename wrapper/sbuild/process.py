@@ -219,3 +219,12 @@ def engine_json(path: str, timeout: float = 10.0) -> object | None:
     except (OSError, ValueError, IndexError) as e:
         debug(f"engine: {e}")
         return None
+
+
+def builder_ready(builder: str | None) -> bool:
+    """Whether the builder answers: `docker buildx inspect` shows a node "Status: running" and no error
+    (it exits 0 either way)."""
+    out = capture(["buildx", "inspect", *(["--builder", builder] if builder else [])], timeout=15)
+    lines = [ln.strip() for ln in out.splitlines()]
+    return any(ln.startswith("Status:") and ln.endswith("running") for ln in lines) and \
+        not any(ln.startswith("Error:") for ln in lines)

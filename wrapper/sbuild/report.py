@@ -142,7 +142,8 @@ def build_report(model: BuildModel, *, exit_code: int, stage_order: list[str] | 
                  cache_exported: list[str] | None = None, cache_errors: list[str] | None = None,
                  notes: list[str] | None = None, retries: list[dict[str, Any]] | None = None,
                  pushed: list[str] | None = None, retry_stop: str | None = "succeeded",
-                 finalize: tuple[float, float] | None = None, finalize_steps: int = 0) -> Report:
+                 finalize: tuple[float, float] | None = None, finalize_steps: int = 0,
+                 image_stages: dict[str, str] | None = None) -> Report:
     """Per-stage report of one build.
 
     stage_order: stage keys in Dockerfile order (for sorting); expected: the stages the build had to run
@@ -197,7 +198,7 @@ def build_report(model: BuildModel, *, exit_code: int, stage_order: list[str] | 
     from .overhead import categories
 
     over = categories(model, finalize, finalize_steps)
-    failure = _failure(model)
+    failure = _failure(model, image_stages or {})
     status = "canceled" if interrupted else ("success" if exit_code == 0 else "failed")
     return Report(
         status=status, exit_code=exit_code, duration_s=_r(max(0.0, wall)), stages=tuple(stages),
@@ -276,11 +277,29 @@ def _stage(key: str, steps: dict[tuple[int, str, str], list[Step]], sources: lis
                        _r(min(starts) - t0) if starts else None, tuple(timeline), platforms)
 
 
-def _failure(model: BuildModel) -> Failure | None:
+def normalize_image(ref: str) -> str:
+    """Docker's familiar names made whole, as BuildKit prints them: busybox -> docker.io/library/busybox:latest."""
+    name, _, digest = ref.partition("@")
+    first = name.split("/", 1)[0]
+    if "/" not in name:
+        name = f"docker.io/library/{name}"
+    elif not ("." in first or ":" in first or first == "localhost"):
+        name = f"docker.io/{name}"
+    if ":" not in name.rsplit("/", 1)[-1] and not digest:
+        name += ":latest"
+    return name + (f"@{digest}" if digest else "")
+
+
+def _failure(model: BuildModel, image_stages: dict[str, str]) -> Failure | None:
     failed = model.failed_steps()
     if not failed:
         return None
     step = min(failed, key=lambda s: s.completed or 0.0)
+    stage = step.stage
+    if stage is None and "load metadata for " in step.name:
+        # BuildKit loads a FROM image's metadata as an [internal] step: name the stage that needs the image.
+        ref = step.name.split("load metadata for ", 1)[1].split()[0]
+        stage = image_stages.get(normalize_image(ref))
     location = None
     text = list(model.text)
     for i, line in enumerate(text):
@@ -288,7 +307,7 @@ def _failure(model: BuildModel) -> Failure | None:
         if i + 1 < len(text) and text[i + 1].startswith("-----") and ":" in line and line.rsplit(":", 1)[1].isdigit():
             location = line.strip()
             break
-    return Failure(step.stage, step.display, step.error or "", location, tuple(list(step.logs)[-OUTPUT_TAIL:]))
+    return Failure(stage, step.display, step.error or "", location, tuple(list(step.logs)[-OUTPUT_TAIL:]))
 
 
 def report_from_json(d: dict[str, Any]) -> Report:

@@ -51,6 +51,22 @@ def resolve(argv: list[str]) -> tuple[BuildCommand, list[str]]:
             extra += [f"--tag={r}" for r in refs]
         if extra:
             cmd = flags.parse(extra + argv, buildx)
+    for value in (v for f, v in cmd.options if f.name == "stage"):  # as given: values() drops empty items
+        if any(not n.strip() for n in value.split(",")):
+            raise UsageError(f'--stage "{value}": an empty stage name: give names separated by commas '
+                             "(--stage lint,test)")
+    repo = cmd.value("cache-repo")
+    if repo is not None:
+        from .tags import check_reference
+
+        last = repo.rsplit("/", 1)[-1]
+        if not repo or ":" in last or "@" in repo:
+            raise UsageError(f'--cache-repo "{repo}": give a repository without a tag (sbuild adds '
+                             "<stage>-<branch> tags to it): e.g. registry.example.com/team/app-cache")
+        try:
+            check_reference(repo + ":sbuild")
+        except UsageError as e:
+            raise UsageError(f'--cache-repo "{repo}": {e.message.split(": ", 1)[-1]}') from None
     if cmd.has("tag"):
         from .tags import check_reference
 

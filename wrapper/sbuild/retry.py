@@ -16,7 +16,8 @@ from typing import NamedTuple
 
 from .retry_policy import Policy
 
-PHASES = ("auth", "metadata", "pull", "cache-import", "cache-export", "push", "build", "dockerfile", "unknown")
+PHASES = ("auth", "metadata", "pull", "cache-import", "cache-export", "push", "build", "dockerfile", "builder",
+          "unknown")
 
 
 class FailureClass(NamedTuple):
@@ -25,12 +26,24 @@ class FailureClass(NamedTuple):
     reason: str  # the innermost cause, short
     retry_after: float | None = None  # seconds, when the registry said so
     error: str = ""  # the whole chain, to tell one failure from another
+    cap: int | None = None  # retries this cause gets at most, whatever --retries says (None: --retries)
 
+
+# The builder itself went away mid-build (gRPC from buildx to BuildKit): the daemon crashed or restarted.
+# Matched on the whole error line first, since its innermost link ("EOF") looks like a registry's.
+# docker/buildx#2380, kubernetes-sigs/headlamp#1278, docker/buildx#1079, moby/buildkit#1222.
+_BUILDER_LOST = re.compile(r"code = Unavailable|\bUnavailable: error reading from server|closing transport|"
+                           r"transport is closing|error reading from server: EOF|Cannot connect to the Docker daemon|"
+                           r"the connection is unavailable", re.I)
+BUILDER_CAP = 1  # a builder that crashes on every attempt gets one retry, not --retries full rebuilds
+DNS_CAP = 1  # a name that does not resolve: CI's DNS flakes, a misspelt registry stays wrong
 
 # Causes, each matched against one link of the chain; checked from the innermost link outwards.
 _TRANSIENT = [
-    (re.compile(r"\b(500|502|503|504)\b|Internal Server Error|Bad Gateway|Service Unavailable|Gateway Time-?out",
-                re.I), "server error"),
+    # Any 5xx: a link that starts with one ("520 unknown"), or a status named as such; CDNs in front of
+    # registries answer 520-530 (trigger.dev/trigger.dev#1636).
+    (re.compile(r"\b(500|502|503|504)\b|Internal Server Error|Bad Gateway|Service Unavailable|Gateway Time-?out|"
+                r"^5\d\d\b|status(?: code)?:? 5\d\d\b", re.I), "server error"),
     # A registry's own error code, as BuildKit 0.2x prints it ("<code>: <message>"): UNAVAILABLE is its 503.
     (re.compile(r"^unavailable$", re.I), "server error"),
     (re.compile(r"\b429\b|Too Many Requests|toomanyrequests", re.I), "rate limited"),
@@ -38,13 +51,16 @@ _TRANSIENT = [
     (re.compile(r"connection reset by peer|connection refused|broken pipe|use of closed network connection|"
                 r"server closed idle connection|http2: server sent GOAWAY|stream error|"
                 r"no route to host|network is unreachable", re.I), "connection failed"),
-    (re.compile(r"\bunexpected EOF\b|^EOF$|: EOF$|short read|failed commit on ref .*no response", re.I),
-     "connection cut short"),
+    # "no response" is a link of its own once the chain is split on ": " (docker/build-push-action#131).
+    (re.compile(r"\bunexpected EOF\b|^EOF$|: EOF$|short read|failed commit on ref .*no response|^no response$",
+                re.I), "connection cut short"),
     (re.compile(r"TLS handshake timeout|i/o timeout|Client\.Timeout exceeded|timeout awaiting response|"
                 r"context deadline exceeded|DeadlineExceeded|read: connection timed out|maximum timeout reached",
                 re.I), "timeout"),
     (re.compile(r"server misbehaving|temporary failure in name resolution", re.I), "DNS failure"),
 ]
+# Transient, but with a cap of its own: one retry (docker/buildx#1013).
+_NO_SUCH_HOST = re.compile(r"no such host", re.I)
 _PERMANENT = [
     (re.compile(r"did not complete successfully|executor failed running", re.I), "a build step failed"),
     (re.compile(r"dockerfile parse error|failed to parse dockerfile|unknown instruction", re.I),
@@ -52,8 +68,7 @@ _PERMANENT = [
     (re.compile(r"\b401\b|unauthorized|authentication required|incorrect username or password", re.I),
      "unauthorized"),
     (re.compile(r"\b403\b|forbidden|denied|insufficient_scope", re.I), "access denied"),
-    (re.compile(r"manifest unknown|\bnot found\b|\b404\b|repository does not exist|no such host", re.I),
-     "not found"),
+    (re.compile(r"manifest unknown|\bnot found\b|\b404\b|repository does not exist", re.I), "not found"),
     (re.compile(r"no match for platform", re.I), "no match for platform"),
     (re.compile(r"invalid reference format|invalid tag|invalid argument", re.I), "invalid input"),
 ]
@@ -100,10 +115,16 @@ def classify_failure(text: str, step: str | None = None) -> FailureClass:
 
     `step`, when known, is the name of the step that failed; it helps name the phase."""
     links = _links(text)
-    reason, transient = "unknown error", False
+    reason, transient, cap = "unknown error", False, None
     failed_step = next((link for link in links if _STEP_FAILED.search(link)), None)
+    whole = ": ".join(links)
+    if failed_step is None and _BUILDER_LOST.search(whole):
+        detail = whole if len(whole) <= 120 else whole[:117] + "..."
+        return FailureClass(True, "builder", f"builder connection lost ({detail})", None, whole, BUILDER_CAP)
     for link in reversed(links if failed_step is None else []):
         hit = next(((r, True) for rx, r in _TRANSIENT if rx.search(link)), None)
+        if hit is None and _NO_SUCH_HOST.search(link):
+            hit, cap = ("DNS failure", True), DNS_CAP
         if hit is None:
             hit = next(((r, False) for rx, r in _PERMANENT if rx.search(link)), None)
         if hit is not None:
@@ -123,7 +144,7 @@ def classify_failure(text: str, step: str | None = None) -> FailureClass:
             break
     m = _RETRY_AFTER.search(text)
     retry_after = float(m.group(1) or m.group(2)) if m else None
-    return FailureClass(transient, phase, reason, retry_after, ": ".join(links))
+    return FailureClass(transient, phase, reason, retry_after, ": ".join(links), cap)
 
 
 def wait_for(policy: Policy, attempt: int, failure: FailureClass, jitter: float) -> float:
@@ -171,6 +192,7 @@ def run_with_retries(do_attempt: Callable[[], object], failure_of: Callable[[obj
     clock = clock or time.monotonic
     start = clock() if started is None else started
     attempt = 0
+    by_cause: dict[str, int] = {}  # retries so far per capped cause
     while True:
         attempt += 1
         result = first if attempt == 1 and first is not _UNSET else do_attempt()
@@ -178,6 +200,12 @@ def run_with_retries(do_attempt: Callable[[], object], failure_of: Callable[[obj
         stop = stop_reason(f, attempt, policy)
         if stop is not None:
             return Stopped(result, stop)
+        assert f is not None
+        if f.cap is not None:
+            cause = f.reason.split(" (", 1)[0]
+            if by_cause.get(cause, 0) >= f.cap:
+                return Stopped(result, "cap")
+            by_cause[cause] = by_cause.get(cause, 0) + 1
         assert f is not None
         wait = wait_for(policy, attempt, f, _jitter())
         if policy.timeout is not None and clock() - start + wait > policy.timeout:

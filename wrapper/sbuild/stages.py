@@ -549,6 +549,36 @@ def _link(raw: list[dict[str, object]], meta_args: list[tuple[str, str | None]],
     return StageGraph(tuple(out), tuple(meta_args), escape, tuple(dirs), file, fe)
 
 
+def check_buildable(graph: StageGraph) -> None:
+    """What BuildKit refuses when it converts the file (dockerfile2llb), beyond what parsing finds: a
+    `--from` stage index out of range ("invalid stage index N") and a cycle through `--from`
+    ("circular dependency detected on stage: X", validations.go: the first stage, in file order, whose
+    dependencies lead back to a stage on the path). Raises DockerfileError in BuildKit's words."""
+    for st in graph.stages:
+        refs = st.images[1:] if st.base_stage is None and st.images and st.images[0] == st.base_expanded \
+            else st.images
+        for ref in refs:
+            if ref.isdigit():  # BuildKit reads a numeric --from as an index, never as an image
+                raise DockerfileError(f"invalid stage index {ref}", line=st.line, file=graph.file)
+    deps = {st.key: st.needs for st in graph.stages}
+    visited: set[str] = set()
+
+    def cycle(key: str, path: set[str]) -> bool:
+        if key in visited:
+            return False
+        visited.add(key)
+        path.add(key)
+        for dep in deps.get(key, ()):
+            if dep in path or cycle(dep, path):
+                return True
+        path.discard(key)
+        return False
+
+    for st in graph.stages:
+        if cycle(st.key, set()):
+            raise DockerfileError(f"circular dependency detected on stage: {st.key}", line=st.line, file=graph.file)
+
+
 def read(path: str, *, build_args: Mapping[str, str] | None = None, target_platform: str | None = None) -> StageGraph:
     with open(path, encoding="utf-8", errors="replace") as f:
         text = f.read()
