@@ -226,7 +226,12 @@ def test_a_builder_lost_and_a_name_that_never_resolves_get_one_retry_each() -> N
     assert (dns.transient, dns.cap) == (True, 1)
     for failure in (lost, dns):
         calls: list[int] = []
-        done = run_with_retries(lambda: calls.append(1) or "again", lambda r, f=failure: f,  # type: ignore[misc]
+
+        def attempt(calls: list[int] = calls) -> str:
+            calls.append(1)
+            return "again"
+
+        done = run_with_retries(attempt, lambda r, f=failure: f,  # type: ignore[misc]
                                 Policy(retries=5, first_wait=0.0), lambda r: None, sleep=lambda s: None)
         assert done.stop == "cap" and len(calls) == 2  # the first attempt and one retry, not six
     # A registry 5xx keeps --retries in full.
