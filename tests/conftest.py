@@ -41,3 +41,10 @@ def fake(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Fake]:
     f.mp_config = str(config)
     yield f
     installed._memo = None
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    from .helpers import EXAMPLES
+
+    if EXAMPLES[0]:
+        terminalreporter.write_line(f"hypothesis: {EXAMPLES[0]} generated examples run by the property tests")

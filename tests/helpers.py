@@ -87,3 +87,10 @@ class Fake:
 def _pipeline(where: Path) -> Path:
     shutil.copytree(PIPELINE, where)
     return where
+
+
+EXAMPLES = [0]  # property-test examples run in this session (conftest prints the count)
+
+
+def count_example() -> None:
+    EXAMPLES[0] += 1

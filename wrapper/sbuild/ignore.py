@@ -98,9 +98,13 @@ def _compile(p: str, exclusion: bool) -> _Pattern:
             reg += ch
         k += 1
     if kind == "regexp":
+        import warnings
+
         try:
-            return _Pattern(kind, p, re.compile(reg + "$", re.S), exclusion)
-        except re.error:
+            with warnings.catch_warnings():  # "[[" reads as a nested set to Python's re, a plain "[" to Go's
+                warnings.simplefilter("ignore", FutureWarning)
+                return _Pattern(kind, p, re.compile(reg + "$", re.S), exclusion)
+        except re.error:  # a pattern Go's filepath.Match refuses: it matches nothing
             return _Pattern("never", p, None, exclusion)
     return _Pattern(kind, p, None, exclusion)
 

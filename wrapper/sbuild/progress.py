@@ -324,6 +324,15 @@ class BuildModel:
         return [("text", line)]
 
     def apply(self, obj: dict[str, object]) -> list[Update]:
+        """One progress object's updates. An object that parses as JSON but not as BuildKit's (a cut or
+        garbled stream) is counted unread, never fatal: the report then says what it could not see."""
+        try:
+            return self._apply(obj)
+        except (ValueError, TypeError, AttributeError, KeyError, IndexError):
+            self.unread += 1
+            return []
+
+    def _apply(self, obj: dict[str, object]) -> list[Update]:
         updates: list[Update] = []
         steps = self.steps
         session = self.session
@@ -443,7 +452,7 @@ def load_stream(text: str) -> BuildModel:
             model.apply_text(item)
         else:
             model.apply(item)
-    model.unread = splitter.unread
+    model.unread += splitter.unread
     model.finish_logs()
     return model
 

@@ -440,6 +440,8 @@ def parse(text: str, *, build_args: Mapping[str, str] | None = None, file: str =
     stages: list[dict[str, object]] = []
     prev_end = 0
     for c in cmds:
+        if not c.cmd:  # a line the parser kept no instruction of (a lone continuation): nothing to run
+            continue
         instr = c.cmd.upper()
         args = ([c.sub_cmd] if c.sub_cmd else []) + list(c.value)
         comments = _comments_before(lines, prev_end, c.start_line - 1)
