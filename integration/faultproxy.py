@@ -1,7 +1,8 @@
 """A fault-injecting HTTP proxy in front of the local registry, on 127.0.0.1 only.
 
-It fails the first N requests for each path (optionally only for some methods) with a 5xx, a 429
-(with Retry-After), or a connection reset, then forwards requests to the registry unchanged.
+It fails the first N requests for each path (optionally only for some methods) with a 5xx (a CDN's 520
+among them), a 429 (with Retry-After), a connection reset, or no response at all (the request read, the
+connection closed), then forwards requests to the registry unchanged.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import threading
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-FAULTS = ("503", "500", "429", "reset")
+FAULTS = ("503", "500", "429", "520", "reset", "noresponse")
 
 
 class FaultProxy:
@@ -106,6 +107,12 @@ class FaultProxy:
             return False
 
     def _fail(self, h: BaseHTTPRequestHandler) -> None:
+        if self.fault == "noresponse":
+            # The request was read; the connection closes (FIN) with no answer at all.
+            h.close_connection = True
+            h.connection.shutdown(socket.SHUT_RDWR)
+            h.connection.close()
+            return
         if self.fault == "reset":
             # RST instead of FIN: SO_LINGER with a zero timeout, then close.
             h.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
@@ -114,6 +121,8 @@ class FaultProxy:
             return
         status = int(self.fault)
         body = b'{"errors":[{"code":"UNAVAILABLE","message":"injected fault"}]}'
+        if status == 520:  # what a CDN in front of a registry answers: its own text, no registry error body
+            body = b"error code: 520"
         if status == 429:
             body = b'{"errors":[{"code":"TOOMANYREQUESTS","message":"injected rate limit"}]}'
         h.send_response(status)

@@ -46,7 +46,7 @@ def _context(tmp_path: Path, base: str, name: str) -> Path:
 
 # N per fault, such that plain `docker buildx build --pull` fails: it gives up on the first 5xx or reset,
 # and BuildKit itself re-sends a 429 up to 5 times (measured: 3 survive, 6 do not).
-FAULTS = [("503", 2), ("500", 2), ("reset", 2), ("429", 8)]
+FAULTS = [("503", 2), ("500", 2), ("reset", 2), ("429", 8), ("520", 2), ("noresponse", 3)]
 
 
 @pytest.mark.parametrize(("fault", "n"), FAULTS)
