@@ -254,6 +254,60 @@ def restartable_daemon(engine: None) -> Iterator[Dockerd]:
         shutil.rmtree(d.root, ignore_errors=True)
 
 
+class Runner:
+    """Another CI runner: an empty dockerd with the containerd image store, in the host's network namespace
+    on a bridge of its own (`--iptables=false`: docker0 and the host's rules are left alone), so it reaches
+    the registry on 127.0.0.1 and nothing else of the first engine. It shares only the registry."""
+
+    def __init__(self) -> None:
+        import tempfile
+
+        self.root = Path(tempfile.mkdtemp(prefix="sbr-", dir="/tmp"))  # short: unix socket paths
+        self.host = f"unix://{self.root}/docker.sock"
+        self.bridge = f"sbrun{os.getpid() % 10000}"
+        subprocess.run(["ip", "link", "add", self.bridge, "type", "bridge"], check=True)
+        subprocess.run(["ip", "addr", "add", f"10.199.{40 + os.getpid() % 50}.1/24", "dev", self.bridge], check=True)
+        subprocess.run(["ip", "link", "set", self.bridge, "up"], check=True)
+        (self.root / "daemon.json").write_text(json.dumps({"features": {"containerd-snapshotter": True}}))
+        self.proc = subprocess.Popen(
+            ["dockerd", "--host", self.host, "--data-root", str(self.root / "data"), "--exec-root",
+             str(self.root / "exec"), "--pidfile", str(self.root / "docker.pid"), "--bridge", self.bridge,
+             "--iptables=false", "--ip6tables=false", "--config-file", str(self.root / "daemon.json")],
+            stdout=subprocess.DEVNULL, stderr=(self.root / "log").open("w"), start_new_session=True)
+        import time
+
+        for _ in range(150):
+            if subprocess.run(["docker", "-H", self.host, "info"], capture_output=True).returncode == 0:
+                return
+            time.sleep(0.2)
+        self.close()
+        raise AssertionError("runner dockerd did not start: " + (self.root / "log").read_text()[-2000:])
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        with open("/proc/mounts") as f:
+            mounts = [line.split()[1] for line in f if line.split()[1].startswith(str(self.root))]
+        for m in sorted(mounts, key=len, reverse=True):
+            subprocess.run(["umount", "-l", m], check=False, capture_output=True)
+        subprocess.run(["ip", "link", "del", self.bridge], check=False, capture_output=True)
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+@pytest.fixture
+def second_runner(registry: str) -> Iterator[Runner]:
+    r = Runner()
+    try:
+        yield r
+    finally:
+        r.close()
+
+
 def prune_build_cache() -> None:
     docker("buildx", "prune", "-af")
 

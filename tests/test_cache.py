@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 from pathlib import Path
 
 import pytest
@@ -122,3 +123,25 @@ def test_a_version_another_build_reads_is_kept_until_it_ends(tmp_path: Path) -> 
 def test_export_unsupported_matches_buildx_message() -> None:
     # buildx 0.13.1, docker driver without the containerd image store (seen in integration/test_cache.py)
     assert cache.EXPORT_UNSUPPORTED.search("ERROR: Cache export is not supported for the docker driver.")
+
+
+def _entry(tag: str, branch: str | None, digest: str, age_days: float | None = 1.0) -> cachectl.Entry:
+    from sbuild import cachectl
+
+    return cachectl.Entry(f"r/c:{tag}", tag, "test", branch, "c" * 40, None,
+                          age_days * 86400 if age_days is not None else None, 10, digest)
+
+
+def test_prune_takes_gone_or_old_branches_never_kept_ones_nor_a_shared_digest() -> None:
+    from sbuild import cachectl
+
+    entries = [_entry("test-main", "main", "sha256:m", 90), _entry("test-release-1", "release/1", "sha256:r", 90),
+               _entry("test-gone", "gone", "sha256:g"), _entry("test-same", "same", "sha256:m"),
+               _entry("test-old", "old", "sha256:o", 40), _entry("test-unknown", None, "sha256:u", None)]
+    plan = cachectl.plan_prune(entries, keep=["main", "release/*"], remote={"main", "release/1", "old"},
+                               older_than=30 * 86400)
+    assert sorted(e.tag for e in plan.delete) == ["test-gone", "test-old"]
+    assert plan.why == {"test-gone": "branch gone is gone from the remote", "test-old": "40.0 days old"}
+    # "same" is gone too, but its digest is main's: deleting it would delete main's cache.
+    assert "test-same" in {e.tag for e in plan.keep} and "test-unknown" in {e.tag for e in plan.keep}
+    assert cachectl.plan_prune(entries, keep=["*"], remote=set(), older_than=0).delete == []

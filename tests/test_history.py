@@ -360,3 +360,46 @@ def test_the_exported_image_digest_is_read_from_the_stream(version: str) -> None
     assert exported_digest(load_stream(text)) == want.group(1)
     cache_only = (Path(__file__).parent / "data" / "streams" / version / "pipeline-bake-all.rawjson").read_text()
     assert exported_digest(load_stream(cache_only)) is None  # every stage to the cache: no image
+
+
+def test_the_text_forms_of_history_show_diff_and_explain(fake: Fake, capsys: pytest.CaptureFixture[str]) -> None:
+    _pipeline(Path("app"))
+    fake.stream("buildx-0.13/pipeline-warm-test")
+    assert cli.main(["--target", "test", "--report", "a.json", "app"]) == 0
+    fake.stream("buildx-0.13/pipeline-cold-test")
+    assert cli.main(["--target", "test", "--report", "b.json", "app"]) == 0
+    a, b = (json.loads(Path(f).read_text()) for f in ("a.json", "b.json"))
+    capsys.readouterr()
+    assert cli.main(["history", "-f", "app/Dockerfile"]) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert table[0].split() == ["ID", "WHEN", "BRANCH", "COMMIT", "STATUS", "TIME", "CACHE", "STAGES"]
+    assert [ln.split()[0] for ln in table[1:]] == [b["id"], a["id"]]
+    assert cli.main(["diff", "-f", "app/Dockerfile"]) == 0
+    text = capsys.readouterr().out
+    assert text.startswith(f"A {a['id']} ") and f"\nB {b['id']} " in text
+    assert "cached → built" in text  # the cold build rebuilt what the warm one had cached
+    assert cli.main(["explain", b["id"]]) == 0
+    text = capsys.readouterr().out
+    assert text.startswith(f"build {b['id']} (success) against {a['id']}")
+    # The same inputs, rebuilt: the fake engine did not have them (nothing compared differs).
+    assert "cache-unavailable: inputs equal the baseline's" in text
+    assert cli.main(["diff", a["id"], b["id"], "--html", "d.html"]) == 0
+    assert "<h1>sbuild diff</h1>" in Path("d.html").read_text()
+    assert cli.main(["history", "show", a["id"], "--html", "s.html"]) == 0
+    assert 'class="lane stage-lane"' in Path("s.html").read_text()
+    capsys.readouterr()
+    assert cli.main(["history", "-f", "app/Dockerfile", "--html", "h.html"]) == 0
+    assert "wrote h.html: 2 builds" in capsys.readouterr().err
+
+
+def test_the_registry_record_is_an_oci_artifact_beside_the_cache() -> None:
+    rec = _record(1)
+    blob = json.dumps(rec).encode()
+    m = history_registry.manifest_for(blob, rec)
+    assert (m["mediaType"], m["artifactType"]) == ("application/vnd.oci.image.manifest.v1+json",
+                                                   "application/vnd.sbuild.history.v1+json")
+    assert m["config"] == {"mediaType": "application/vnd.oci.empty.v1+json",
+                           "digest": "sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a",
+                           "size": 2}
+    assert m["layers"][0]["size"] == len(blob)
+    assert m["annotations"]["dev.sbuild.branch"] == "main" and m["annotations"]["dev.sbuild.id"] == "id0001"

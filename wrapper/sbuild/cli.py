@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from . import build, record, report
 
 # Commands; "build" is docker's verb, so `sbuild build -t x .` works as `docker build -t x .` does.
-COMMANDS = ("build", "diff", "explain", "history", "stages", "version", "warm")
+COMMANDS = ("build", "cache", "diff", "explain", "history", "stages", "version", "warm")
 
 
 def _fail(e: SbuildError) -> int:
@@ -68,12 +68,17 @@ def build_main(argv: list[str]) -> int:
 
 def _record(cmd: flags.BuildCommand, outcome: build.BuildOutcome, recorder: record.Recorder) -> report.Report:
     """The report compared with its baseline, and the build recorded. Never fails the build."""
+    import os
+
     from .progress import exported_digest
     from .record import Image, builder_facts, image_facts
 
     def image() -> Image | None:
-        return image_facts(cmd, exported_digest(outcome.model), list(outcome.report.pushed),
-                           builder_facts(cmd).driver)
+        # The engine sbuild would ask (DOCKER_HOST) is the builder's only when no other builder is named:
+        # a --builder (another engine's context, a remote BuildKit) keeps its image where sbuild cannot look.
+        named = cmd.value("builder") or os.environ.get("BUILDX_BUILDER")
+        local = builder_facts(cmd).driver if named in (None, "", "default") else None
+        return image_facts(cmd, exported_digest(outcome.model), list(outcome.report.pushed), local)
 
     def say(line: str) -> None:
         if outcome.mode != "quiet":  # -q prints what buildx -q prints

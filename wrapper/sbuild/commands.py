@@ -196,6 +196,88 @@ def explain(build_id: str | None, file: str | None, as_json: bool) -> None:
     click.echo(json.dumps(d, indent=2) if as_json else explain_text(d), nl=bool(as_json))
 
 
+@cli.group()
+def cache() -> None:
+    """Cache housekeeping: list and prune the cache sbuild keeps per stage and branch."""
+
+
+def _where(cache_repo: str | None, cache_dir: str | None) -> None:
+    if bool(cache_repo) == bool(cache_dir):
+        raise UsageError("give one of --cache-repo REF or --cache-dir DIR")
+
+
+@cache.command("ls")
+@click.option("--cache-repo", default=None, metavar="REF", help="The registry repository of the cache")
+@click.option("--cache-dir", default=None, metavar="DIR", help="The local cache directory")
+@click.option("--json", "as_json", is_flag=True, help="Print the stable JSON form")
+def cache_ls(cache_repo: str | None, cache_dir: str | None, as_json: bool) -> None:
+    """Each stage × branch cache entry: size, age and the commit that wrote it."""
+    from . import cachectl
+    from .render_report import _bytes, columns
+
+    _where(cache_repo, cache_dir)
+    entries = cachectl.registry_entries(cache_repo) if cache_repo else cachectl.dir_entries(cache_dir or "")
+    if as_json:
+        click.echo(cachectl.dump(cachectl.ls_json(entries, "registry" if cache_repo else "dir",
+                                                  cache_repo or cache_dir or "")))
+        return
+    rows = [("TAG", "STAGE", "BRANCH", "COMMIT", "AGE", "SIZE")]
+    for e in entries:
+        rows.append((e.tag, e.stage or "?", e.branch or "?", (e.commit or "?")[:7],
+                     _age(e.age_s) if e.age_s is not None else "?", _bytes(e.size) if e.size is not None else "?"))
+    click.echo("\n".join(columns(rows, right=(5,))))
+
+
+def _age(s: float) -> str:
+    for unit, n in (("d", 86400), ("h", 3600), ("m", 60)):
+        if s >= n:
+            return f"{s / n:.0f}{unit}"
+    return f"{s:.0f}s"
+
+
+@cache.command("prune")
+@click.option("--cache-repo", default=None, metavar="REF", help="The registry repository of the cache")
+@click.option("--cache-dir", default=None, metavar="DIR", help="The local cache directory")
+@click.option("--keep", default="", metavar="PATTERNS", help="Branches never pruned, comma-separated globs "
+              "('main,release/*')")
+@click.option("--gone-branches", is_flag=True, help="Prune branches deleted from the remote (git ls-remote)")
+@click.option("--older-than", default=None, metavar="DURATION", help="Prune entries older than this (30d, 12h)")
+@click.option("--dry-run", is_flag=True, help="Say what would go; delete nothing")
+@click.option("--json", "as_json", is_flag=True, help="Print the stable JSON form")
+def cache_prune(cache_repo: str | None, cache_dir: str | None, keep: str, gone_branches: bool,
+                older_than: str | None, dry_run: bool, as_json: bool) -> None:
+    """Remove entries of deleted branches or older than a limit; a digest a kept tag uses always stays."""
+    from . import cachectl
+
+    _where(cache_repo, cache_dir)
+    if not gone_branches and not older_than:
+        raise UsageError("say what to prune: --gone-branches, --older-than DURATION, or both")
+    if cache_dir and (gone_branches or keep):
+        raise UsageError("--cache-dir keeps one cache per stage, not per branch: use --older-than")
+    limit = None
+    if older_than:
+        text = older_than.strip()
+        days = text[:-1] if text.endswith("d") else None
+        from .retry_policy import parse_duration
+
+        try:
+            limit = float(days) * 86400 if days is not None else parse_duration(text, "--older-than")
+        except ValueError:
+            raise UsageError(f'invalid --older-than "{older_than}": give a duration such as 30d or 12h') from None
+    remote = cachectl.remote_branches(".") if gone_branches else None
+    entries = cachectl.registry_entries(cache_repo) if cache_repo else cachectl.dir_entries(cache_dir or "")
+    plan = cachectl.plan_prune(entries, keep=[p.strip() for p in keep.split(",") if p.strip()], remote=remote,
+                               older_than=limit)
+    deleted = [] if dry_run else (cachectl.delete_registry(cache_repo, plan) if cache_repo
+                                  else cachectl.delete_dirs(plan))
+    if as_json:
+        click.echo(cachectl.dump(cachectl.prune_json(plan, deleted, dry_run)))
+        return
+    for e in plan.delete:
+        click.echo(f"{'would delete' if dry_run else 'deleted'} {e.ref} ({plan.why[e.tag]})")
+    click.echo(f"{len(plan.delete)} {'to delete' if dry_run else 'deleted'}, {len(plan.keep)} kept")
+
+
 def cli_group(args: list[str]) -> int:
     try:
         cli.main(args=args, prog_name="sbuild", standalone_mode=False)

@@ -184,6 +184,32 @@ class Client:
                       headers={"Content-Type": "application/octet-stream"}, ok=(201,))
         return digest
 
+    def tags(self, repo: str) -> list[str]:
+        """Every tag of a repository (the registry's pages followed); [] when the repository does not exist."""
+        out: list[str] = []
+        path = f"{repo}/tags/list?n=1000"
+        while path:
+            status, headers, body = self._request("GET", path, ok=(200, 404))
+            if status == 404:
+                return out
+            out += json.loads(body).get("tags") or []
+            link = headers.get("Link") or headers.get("link") or ""
+            nxt = link.split(";", 1)[0].strip().strip("<>") if 'rel="next"' in link else ""
+            path = nxt.split("/v2/", 1)[1] if "/v2/" in nxt else ""
+        return out
+
+    def manifest_with_digest(self, repo: str, ref: str) -> tuple[dict[str, object], str] | None:
+        """A manifest and its digest (the registry's Docker-Content-Digest), or None."""
+        status, headers, body = self._request("GET", f"{repo}/manifests/{ref}",
+                                              headers={"Accept": ",".join(MANIFEST_TYPES)}, ok=(200, 404))
+        if status == 404:
+            return None
+        digest = headers.get("Docker-Content-Digest") or "sha256:" + hashlib.sha256(body).hexdigest()
+        return json.loads(body), digest
+
+    def delete_manifest(self, repo: str, digest: str) -> None:
+        self._request("DELETE", f"{repo}/manifests/{digest}", ok=(202, 200))
+
     def put_manifest(self, repo: str, tag: str, media_type: str, data: bytes) -> None:
         self._request("PUT", f"{repo}/manifests/{tag}", data=data, headers={"Content-Type": media_type}, ok=(201,))
 
