@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from sbuild import cache
+from sbuild import cache, cachectl
 
 _TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
 
@@ -125,14 +125,14 @@ def test_export_unsupported_matches_buildx_message() -> None:
 
 
 def _entry(tag: str, branch: str | None, digest: str, age_days: float | None = 1.0) -> cachectl.Entry:
-    from sbuild import cachectl
+
 
     return cachectl.Entry(f"r/c:{tag}", tag, "test", branch, "c" * 40, None,
                           age_days * 86400 if age_days is not None else None, 10, digest)
 
 
 def test_prune_takes_gone_or_old_branches_never_kept_ones_nor_a_shared_digest() -> None:
-    from sbuild import cachectl
+
 
     entries = [_entry("test-main", "main", "sha256:m", 90), _entry("test-release-1", "release/1", "sha256:r", 90),
                _entry("test-gone", "gone", "sha256:g"), _entry("test-same", "same", "sha256:m"),
