@@ -11,6 +11,7 @@ import os
 import shutil
 import subprocess
 import sys
+import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Iterator
@@ -112,7 +113,7 @@ def free_port() -> int:
 class Registry:
     """A private docker-registry on 127.0.0.1 that a test may stop."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, htpasswd: Path | None = None) -> None:
         import shutil as _sh
 
         exe = _sh.which("docker-registry")
@@ -121,13 +122,17 @@ class Registry:
         self.port = free_port()
         self.addr = f"127.0.0.1:{self.port}"
         cfg = root / "registry.yml"
+        auth = f"auth:\n  htpasswd:\n    realm: sbuild-test\n    path: {htpasswd}\n" if htpasswd else ""
         cfg.write_text(f"version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {root}/data\n"
-                       f"http:\n  addr: {self.addr}\n")
+                       f"http:\n  addr: {self.addr}\n{auth}")
         self.proc = subprocess.Popen([str(exe), "serve", str(cfg)], stdout=subprocess.DEVNULL,
                                      stderr=subprocess.DEVNULL)
         for _ in range(100):
             try:
                 with urllib.request.urlopen(f"http://{self.addr}/v2/", timeout=1):
+                    return
+            except urllib.error.HTTPError as e:
+                if e.code == 401:  # up, and asking for credentials
                     return
             except Exception:
                 import time

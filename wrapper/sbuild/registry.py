@@ -108,6 +108,9 @@ class Client:
                     continue
                 if e.code in ok:
                     return e.code, dict(e.headers), body
+                if e.code == 401:
+                    raise RegistryError(f"{method} {req.full_url}: not authorized: check `docker login {self.host}` "
+                                        "(Docker's config has no working credentials for it)") from None
                 raise RegistryError(f"{method} {req.full_url}: {e.code} {e.reason} "
                                     f"{body[:200].decode('utf-8', 'replace')}".strip()) from None
             except urllib.error.URLError as e:
