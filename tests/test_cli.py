@@ -29,21 +29,25 @@ def test_a_directory_named_like_a_command_is_the_build_context(word: str, fake: 
 
 @pytest.mark.parametrize("word", cli.COMMANDS)
 def test_sbuildctl_reaches_every_command_whatever_directories_are_here(word: str, fake: Fake,
-                                                                        capsys: pytest.CaptureFixture[str]) -> None:
+                                                                        capsys: pytest.CaptureFixture[str],
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     for w in cli.COMMANDS:
         Path(w).mkdir()
     _pipeline(Path("app"))
     args = {"build": ["build", "--target", "test", "app"], "stages": ["stages", "app"], "version": ["version"],
             "warm": ["warm", "--cache-dir", "cache", "app"], "history": ["history", "--all", "--json"],
             "diff": ["diff", "-f", "app/Dockerfile", "--json"],
-            "explain": ["explain", "-f", "app/Dockerfile", "--json"]}[word]
+            "explain": ["explain", "-f", "app/Dockerfile", "--json"],
+            "cache": ["cache", "ls", "--cache-dir", "app", "--json"], "doctor": ["doctor", "--json", "app"]}[word]
+    if word == "doctor":  # no engine for the fast tests: doctor says so, and exits 1
+        monkeypatch.setenv("DOCKER_HOST", f"unix://{Path.cwd()}/no-engine.sock")
     if word == "warm":
         fake.stream("buildx-0.13/pipeline-bake-all")
     if word in ("diff", "explain"):  # two builds of the test stage: the second is compared with the first
         for _ in range(2):
             assert cli.ctl_main(["build", "--target", "test", "app"]) == 0
         capsys.readouterr()
-    assert cli.ctl_main(args) == 0, capsys.readouterr().err
+    assert cli.ctl_main(args) == (1 if word == "doctor" else 0), capsys.readouterr().err
     out = capsys.readouterr().out
     builds = fake.builds()
     if word == "stages":
@@ -54,6 +58,12 @@ def test_sbuildctl_reaches_every_command_whatever_directories_are_here(word: str
         assert [c["argv"][-1] for c in builds] == ["app"]
     elif word == "history":
         assert json.loads(out) == {"schema_version": 1, "project": None, "builds": []} and builds == []
+    elif word == "cache":
+        assert json.loads(out)["entries"] == [] and builds == []
+    elif word == "doctor":
+        d = json.loads(out)
+        failed = [c["name"] for c in d["checks"] if not c["ok"]]
+        assert d["ok"] is False and "engine" in failed and builds == []
     elif word == "explain":
         d = json.loads(out)
         assert list(d) == ["schema_version", "id", "status", "baseline", "stages"] and len(builds) == 2
@@ -77,8 +87,8 @@ def test_without_such_a_directory_the_word_is_the_command(fake: Fake, capsys: py
 
 def test_sbuildctl_refuses_an_unknown_command(fake: Fake, capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.ctl_main(["bogus"]) == 2
-    assert capsys.readouterr().err == ('error: unknown command "bogus": use one of build, diff, explain, history, '
-                                       'stages, version, warm\n')
+    assert capsys.readouterr().err == ('error: unknown command "bogus": use one of build, cache, diff, doctor, '
+                                       'explain, history, stages, version, warm\n')
 
 
 # -- the Dockerfile buildx would read -----------------------------------------------------------------

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from . import build, record, report
 
 # Commands; "build" is docker's verb, so `sbuild build -t x .` works as `docker build -t x .` does.
-COMMANDS = ("build", "cache", "diff", "explain", "history", "stages", "version", "warm")
+COMMANDS = ("build", "cache", "diff", "doctor", "explain", "history", "stages", "version", "warm")
 
 
 def _fail(e: SbuildError) -> int:
@@ -289,6 +289,15 @@ def _guarded(run: Callable[[], int]) -> int:
         return 130
     except BrokenPipeError:
         return 141
+    except Exception as e:  # a defect: one line, not a traceback (SBUILD_LOG=debug shows it)
+        import traceback
+
+        from .process import debug
+
+        debug(traceback.format_exc())
+        sys.stderr.write(f"error: internal error: {type(e).__name__}: {e} (SBUILD_LOG=debug shows where; "
+                         "please report it)\n")
+        return 1
 
 
 if __name__ == "__main__":  # pragma: no cover

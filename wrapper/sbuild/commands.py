@@ -278,9 +278,32 @@ def cache_prune(cache_repo: str | None, cache_dir: str | None, keep: str, gone_b
     click.echo(f"{len(plan.delete)} {'to delete' if dry_run else 'deleted'}, {len(plan.keep)} kept")
 
 
+@cli.command()
+@click.argument("path", default=".", required=False)
+@click.option("-f", "--file", "file", metavar="FILE", help='Dockerfile (default: "PATH/Dockerfile")')
+@click.option("--cache-repo", default=None, metavar="REF", help="Check this registry cache: reachable, takes pushes")
+@click.option("--builder", default=None, metavar="NAME", help="The builder to check (default: the current one)")
+@click.option("--branch", default=None, metavar="NAME", help="The branch sbuild should use")
+@click.option("--json", "as_json", is_flag=True, help="Print the stable JSON form")
+def doctor(path: str, file: str | None, cache_repo: str | None, builder: str | None, branch: str | None,
+           as_json: bool) -> None:
+    """Is this machine ready to build? Each check with a one-line fix where it fails; exit 1 if any fails."""
+    from . import doctor as dr
+    from .flags import parse
+
+    args = [*(["--file", file] if file else []), *(["--cache-repo", cache_repo] if cache_repo else []),
+            *(["--builder", builder] if builder else []), *(["--branch", branch] if branch else []), path]
+    checks = dr.run(parse(args))
+    click.echo(json.dumps(dr.to_json(checks), indent=2) if as_json else dr.text(checks), nl=bool(as_json))
+    if not all(c.ok for c in checks):
+        raise click.exceptions.Exit(1)
+
+
 def cli_group(args: list[str]) -> int:
     try:
-        cli.main(args=args, prog_name="sbuild", standalone_mode=False)
+        rv = cli.main(args=args, prog_name="sbuild", standalone_mode=False)
+        if isinstance(rv, int) and rv:  # a command's own exit code (ctx.exit / Exit, as doctor's)
+            return rv
     except click.exceptions.UsageError as e:
         sys.stderr.write(f"error: {e.format_message()}\n")
         return 2
