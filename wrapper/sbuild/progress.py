@@ -284,7 +284,26 @@ class Warning_(NamedTuple):
     detail: str
 
 
-Update = tuple[str, object]  # ("start", Step) | ("done", Step) | ("log", LogLines) | ("status", Status) | ...
+class Started(NamedTuple):
+    """A step began (or was announced cached)."""
+
+    step: Step
+
+
+class Finished(NamedTuple):
+    """A step completed: done, cached, failed or canceled (its Step says which)."""
+
+    step: Step
+
+
+class TextLine(NamedTuple):
+    """A line of buildx's own text (not a progress object): its errors and closing words."""
+
+    line: str
+
+
+# What the model tells a renderer, one small typed record per kind of event.
+Update = Started | Finished | LogLines | Status | Warning_ | TextLine
 
 
 def classify_name(name: str) -> tuple[bool, str | None, str | None, str | None, int, int, str]:
@@ -321,7 +340,7 @@ class BuildModel:
 
     def apply_text(self, line: str) -> list[Update]:
         self.text.append(line)
-        return [("text", line)]
+        return [TextLine(line)]
 
     def apply(self, obj: dict[str, object]) -> list[Update]:
         """One progress object's updates. An object that parses as JSON but not as BuildKit's (a cut or
@@ -345,7 +364,7 @@ class BuildModel:
                     continue
                 lines = _split_log(step, lg.get("stream", 1), a2b_base64(lg.get("data", "")).decode("utf-8", "replace"))
                 if lines:
-                    updates.append(("log", LogLines(step, lines, lg.get("timestamp"))))
+                    updates.append(LogLines(step, lines, lg.get("timestamp")))
             if len(obj) == 1:
                 return updates
         for v in obj.get("vertexes") or ():  # type: ignore[attr-defined]
@@ -369,7 +388,7 @@ class BuildModel:
                     self._times(t)
                     if not completed:
                         step.completed = None
-                        updates.append(("start", step))
+                        updates.append(Started(step))
             if v.get("cached"):
                 step.cached = True
             err = v.get("error")
@@ -382,7 +401,7 @@ class BuildModel:
                     self._times(t)
                     if step.first_started is None:
                         step.first_started = step.started = t
-                    updates.append(("done", step))
+                    updates.append(Finished(step))
         for s in obj.get("statuses") or ():  # type: ignore[attr-defined]
             self.events += 1
             step = steps.get(session + s.get("vertex", "") if session else s.get("vertex", ""))
@@ -391,15 +410,15 @@ class BuildModel:
                 if sid in step.statuses or len(step.statuses) < STATUSES_PER_STEP:
                     step.statuses[sid] = SubStatus(s.get("name", ""), s.get("started"), s.get("completed"),
                                                    s.get("current", 0) or 0, s.get("total", 0) or 0)
-                updates.append(("status", Status(step, s.get("id", ""), s.get("current", 0) or 0,
-                                                 s.get("total", 0) or 0, bool(s.get("completed")))))
+                updates.append(Status(step, s.get("id", ""), s.get("current", 0) or 0, s.get("total", 0) or 0,
+                                      bool(s.get("completed"))))
         for w in obj.get("warnings") or ():  # type: ignore[attr-defined]
             self.events += 1
             short = base64.b64decode(w.get("short", "")).decode("utf-8", "replace")
             detail = "\n".join(base64.b64decode(d).decode("utf-8", "replace") for d in (w.get("detail") or ()))
             warning = Warning_(short, detail)
             self.warnings.append(warning)
-            updates.append(("warning", warning))
+            updates.append(warning)
         return updates
 
     def failed_steps(self) -> list[Step]:

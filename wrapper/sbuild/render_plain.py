@@ -6,7 +6,7 @@ from collections.abc import Callable
 from typing import TextIO
 
 from .mask import Masker
-from .progress import BuildModel, LogLines, Status, Step, Update, Warning_
+from .progress import BuildModel, Finished, LogLines, Started, Status, Step, TextLine, Update, Warning_
 
 FAILURE_TAIL = 20  # lines of a failed step's output shown again at the end
 
@@ -47,27 +47,23 @@ class PlainRenderer:
         return f"#{num}"
 
     def update(self, u: Update) -> None:
-        kind, obj = u
-        if kind == "start":
-            assert isinstance(obj, Step)
-            self._header(obj)
-        elif kind == "log":
-            assert isinstance(obj, LogLines)
-            tag = self._header(obj.step)
-            prefix = f"{tag} {obj.at:.3f} "
-            self.out.write("".join(f"{prefix}{self.mask(line)}\n" for line in obj.lines))
-        elif kind == "status":
-            assert isinstance(obj, Status)
-            if obj.done:
-                tag = self._header(obj.step)
+        if isinstance(u, Started):
+            self._header(u.step)
+        elif isinstance(u, LogLines):
+            tag = self._header(u.step)
+            prefix = f"{tag} {u.at:.3f} "
+            self.out.write("".join(f"{prefix}{self.mask(line)}\n" for line in u.lines))
+        elif isinstance(u, Status):
+            if u.done:
+                tag = self._header(u.step)
                 size = ""
-                if obj.total:
-                    size = f" {human_size(obj.current)} / {human_size(obj.total)}"
-                elif obj.current:
-                    size = f" {human_size(obj.current)}"
-                self.out.write(f"{tag} {self.mask(obj.id)}{size} done\n")
-        elif kind == "done":
-            assert isinstance(obj, Step)
+                if u.total:
+                    size = f" {human_size(u.current)} / {human_size(u.total)}"
+                elif u.current:
+                    size = f" {human_size(u.current)}"
+                self.out.write(f"{tag} {self.mask(u.id)}{size} done\n")
+        elif isinstance(u, Finished):
+            obj = u.step
             if obj.digest in self._done and not obj.error:
                 return  # BuildKit re-ran an internal vertex; buildx reports it once
             self._done.add(obj.digest)
@@ -79,13 +75,11 @@ class PlainRenderer:
                 self.out.write(f"{tag} CACHED\n")
             else:
                 self.out.write(f"{tag} DONE {obj.duration:.1f}s\n")
-        elif kind == "warning":
-            assert isinstance(obj, Warning_)
+        elif isinstance(u, Warning_):
             self._current = None
-            self.out.write(f"\nWARNING: {self.mask(obj.short)}\n")
-        elif kind == "text":
-            assert isinstance(obj, str)
-            self._pending_text.append(obj)
+            self.out.write(f"\nWARNING: {self.mask(u.short)}\n")
+        elif isinstance(u, TextLine):
+            self._pending_text.append(u.line)
         self.out.flush()
 
     def close(self) -> None:

@@ -15,7 +15,7 @@ from rich.table import Table
 from rich.text import Text
 
 from .mask import Masker
-from .progress import BuildModel, Step, Update
+from .progress import BuildModel, Step, TextLine, Update
 from .render_plain import failure_box
 
 TAIL = 6  # lines of running output shown under the stages
@@ -38,10 +38,8 @@ class TtyRenderer:
         self.live.start()
 
     def update(self, u: Update) -> None:
-        kind, obj = u
-        if kind == "text":
-            assert isinstance(obj, str)
-            self.text.append(obj)
+        if isinstance(u, TextLine):  # the rest is read from the model when the view redraws
+            self.text.append(u.line)
 
     def _render(self) -> RenderableType:
         steps = list(self.model.steps.values())  # a snapshot: the stream is read on another thread
