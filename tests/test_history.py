@@ -13,7 +13,6 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 import pytest
 from hypothesis import given
@@ -24,24 +23,7 @@ from sbuild.cache import tag_safe
 from sbuild.report import report_from_json
 
 from .helpers import Fake, _pipeline
-
-
-def _record(i: int, *, project: str = "example.com/app:Dockerfile", branch: str | None = "main",
-            status: str = "success", stages: tuple[str, ...] = ("test",), durations: dict[str, float] | None = None,
-            size: int | None = None) -> dict[str, Any]:
-    durations = durations or {"base": 0.1, "test": 1.0 + i}
-    rep = {"schema_version": 4, "id": f"id{i:04d}", "status": status, "exit_code": 0 if status == "success" else 1,
-           "duration_s": sum(durations.values()), "cache": {"steps": 2, "cached_steps": 1, "hit_ratio": 0.5},
-           "stages": [{"name": k, "status": "built", "steps": 1, "cached_steps": 0, "duration_s": v,
-                       "first_miss": None, "timeline": [{"name": f"[{k} 1/1] RUN x", "index": 1, "started_s": 0.0,
-                                                         "duration_s": v, "cached": False, "error": None}]}
-                      for k, v in durations.items()]}
-    return record.make_record(build_id=f"id{i:04d}", report=rep, project=record.Project(project, None, "Dockerfile"),
-                              git=record.GitState(branch, "main", f"{i:040x}", False),
-                              builder=record.Builder("default", "docker"), platforms=[], stages=list(stages),
-                              build_args={}, image=record.Image("sha256:" + "a" * 64, size, 3) if size else None,
-                              started_at=1e9 + i, finished_at=1e9 + i + 1, version="test")
-
+from .history_writer import _record, _writer
 
 # -- the store ------------------------------------------------------------------------------------
 
@@ -101,12 +83,6 @@ def test_migrations_take_an_empty_store_to_the_current_schema(tmp_path: Path) ->
     assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 
-def _writer(path: str, n: int, offset: int) -> None:
-    s = history.Store(path)
-    for i in range(n):
-        s.save(_record(offset + i))
-
-
 def test_eight_writers_at_once_lose_nothing(tmp_path: Path) -> None:
     path = str(tmp_path / "h.db")
     ctx = multiprocessing.get_context("spawn")
@@ -121,12 +97,14 @@ def test_eight_writers_at_once_lose_nothing(tmp_path: Path) -> None:
 
 def test_a_writer_killed_at_any_point_leaves_a_store_that_opens_without_half_records(tmp_path: Path) -> None:
     path = str(tmp_path / "h.db")
-    code = ("import sys; sys.path[:0] = sys.argv[2:]; from tests.test_history import _writer; "
-            "_writer(sys.argv[1], 100000, 0)")
+    code = ("import sys; sys.path[:0] = sys.argv[2:]; from tests.history_writer import _writer; "
+            "_writer(sys.argv[1], 100000, 0, ready=True)")
     root = str(Path(__file__).parent.parent)
     counts = []
-    for delay in (0.2, 0.3, 0.45, 0.6, 0.8):  # start-up takes ~0.15 s: then it writes as fast as it can
-        p = subprocess.Popen([sys.executable, "-c", code, path, root, os.path.join(root, "wrapper")])
+    for delay in (0.0, 0.01, 0.03, 0.07, 0.15):  # after its first record: it writes as fast as it can
+        p = subprocess.Popen([sys.executable, "-c", code, path, root, os.path.join(root, "wrapper")],
+                             stdout=subprocess.PIPE, text=True)
+        assert p.stdout is not None and p.stdout.readline().strip() == "ready"  # however slow its start-up
         time.sleep(delay)
         p.send_signal(signal.SIGKILL)
         p.wait()
