@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from pathlib import Path
@@ -113,3 +114,25 @@ def test_failing_stage_fails_the_session(example: Path) -> None:
     cp = sbuild("--stage", "lint,test", str(example))
     assert cp.returncode == 1
     assert "FAIL - on purpose" in cp.stderr
+
+
+def test_the_deploy_image_is_named_after_every_stage_passed_without_a_second_build(example: Path, tmp_path: Path,
+                                                                                     tag_prefix: str) -> None:
+    import uuid
+
+    (example / "src" / "build.sh").write_text((example / "src" / "build.sh").read_text() + f"\n# {uuid.uuid4()}\n")
+    r = tmp_path / "r.json"
+    cp = sbuild("--stage", "lint,test,deploy", "-t", f"{tag_prefix}:fast", "--report", str(r), str(example),
+                env={"SBUILD_LOG": "debug"})
+    assert cp.returncode == 0, cp.stderr[-3000:]
+    runs = [ln for ln in cp.stderr.splitlines() if ln.startswith("sbuild: run: ") and " buildx " in ln]
+    assert len(runs) == 1 and " bake " in runs[0], runs  # one session: no second, cached build
+    assert "engine: POST /images/sha256:" in cp.stderr
+    img = inspect(f"{tag_prefix}:fast")
+    assert img["Config"]["Entrypoint"] == ["/usr/local/bin/app"]  # deploy's image
+    assert json.loads(r.read_text())["image"]["digest"] == img["Id"]
+    # A failing test: the deploy image the session made is never named.
+    (example / "tests" / "run.sh").write_text("echo 'FAIL - on purpose'; exit 1\n")
+    cp = sbuild("--stage", "lint,test,deploy", "-t", f"{tag_prefix}:failed", str(example))
+    assert cp.returncode == 1
+    assert docker("image", "inspect", f"{tag_prefix}:failed", check=False).returncode != 0

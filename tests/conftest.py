@@ -31,8 +31,10 @@ def fake(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Fake]:
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     monkeypatch.setenv("FAKE_DOCKER_LOG", str(tmp_path / "docker-calls.jsonl"))
     for var in ("GITHUB_STEP_SUMMARY", "BUILDKIT_PROGRESS", "DOCKER_BUILD_SUMMARY", "SBUILD_SUMMARY",
-                "FAKE_DOCKER_EXIT", "FAKE_BUILDX", "DOCKER_HOST"):
+                "FAKE_DOCKER_EXIT", "FAKE_BUILDX", "DOCKER_CONTEXT", "BUILDX_BUILDER"):
         monkeypatch.delenv(var, raising=False)
+    # No engine for the fast tests: what sbuild asks an engine directly (an image's size, a tag) finds none.
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/no-engine.sock")
     work = tmp_path / "work"
     work.mkdir()
     monkeypatch.chdir(work)

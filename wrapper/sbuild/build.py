@@ -207,6 +207,7 @@ class _Build:
         self.cmd, self.err, self.out = cmd, err, out
         self.hooks = hooks
         self.cache_lock: int | None = None  # the shared lock on --cache-dir (cache.hold)
+        self.tag_after = False  # the deploy image is built unnamed with the stages and tagged after (_fast_finalize)
         self.planning = planning
         self.tmpdir: str | None = None
         check_inputs(cmd)
@@ -226,6 +227,7 @@ class _Build:
         self.early = planning.needs_graph_first(cmd)
         self.plan: Plan = planning.make(cmd) if self.early else planning.EMPTY
         self.masker = masker_for(cmd)
+        self.tag_after = self._fast_finalize()
         self.registries: dict[str, Any] = {}  # host -> registry.Client (sbuild's own registry calls)
         self.registry_warned = False
         self.cache: CacheSettings | None = self._cache_settings() if self.early else None
@@ -331,6 +333,8 @@ class _Build:
             definition = json.loads(json.dumps(plan.bake))
             for name, target in definition["target"].items():
                 stage = plan.targets[name]
+                if self.tag_after and plan.deploy is not None and stage == plan.deploy.key:
+                    target["output"] = ["type=docker"]  # an unnamed image in the engine, named once all passed
                 if not export:
                     target.pop("cache-to", None)
                 if cache is not None and stage in cache.per_stage:
@@ -385,7 +389,8 @@ class _Build:
         out = []
         for key in stages:
             sc = cache.per_stage.get(key)
-            args = [*common, f"--target={key}", "--output=type=cacheonly"]
+            deploy_here = self.tag_after and plan.deploy is not None and key == plan.deploy.key
+            args = [*common, f"--target={key}", "--output=type=docker" if deploy_here else "--output=type=cacheonly"]
             if sc is not None:
                 args += [f"--cache-from={c}" for c in sc.cache_from]
                 if export:
@@ -500,7 +505,9 @@ class _Build:
             ok = a.result.exit_code == 0 and a.result.signal is None
             self._settle_cache(ok)
             session = a
-            if ok and self.plan.finalize:
+            if ok and self.plan.finalize and self.tag_after and self._name_deploy_image(session):
+                pass  # the deploy image, built unnamed with the other stages, now carries the tags
+            elif ok and self.plan.finalize:
                 assert self.plan.deploy is not None
                 self.say(f'every stage passed: now the deploy stage "{self.plan.deploy.key}" image'
                          + (" (tags, push)" if self.cmd.has("tag") or self.cmd.flag("push") else ""))
@@ -522,6 +529,44 @@ class _Build:
         report = self._report(model, code, started, finished, a.result.signal is not None)
         return BuildOutcome(code, a.model, image_id, report, a.result.signal, self.mode, self.masker, self.plan,
                             self.planning.evaluates(self.cmd))
+
+    def _name_deploy_image(self, session: _Attempt) -> bool:
+        """After every stage passed: tag the deploy image the session left unnamed in the engine (a few ms,
+        against a second, cached build of ~0.4 s). False: do the second build instead."""
+        from .progress import exported_digest
+
+        digest = exported_digest(session.model)
+        if digest is None or self.plan.deploy is None:
+            return False
+        t0 = time.time()
+        for ref in self.cmd.values("tag"):
+            if not process.engine_tag(digest, ref):
+                return False
+        self.finalize_span = (t0, time.time(), 0)
+        self.say(f'every stage passed: the deploy stage "{self.plan.deploy.key}" image is now '
+                 + ", ".join(self.cmd.values("tag")))
+        return True
+
+    def _fast_finalize(self) -> bool:
+        """Whether the deploy image can be made in the stages' own session and named afterwards: the docker
+        driver of the engine at DOCKER_HOST (a unix socket sbuild can ask), tags and nothing else that
+        shapes the image's output (no --push, -o, --iidfile, --metadata-file, -q, attestations, several
+        platforms). Everywhere else the second, cached build makes it."""
+        cmd = self.cmd
+        if not self.plan.finalize or not cmd.has("tag"):
+            return False
+        if any(cmd.has(f) for f in ("push", "output", "iidfile", "metadata-file", "annotation", "attest",
+                                    "provenance", "sbom", "builder")) or cmd.flag("quiet") or self.prints_id:
+            return False
+        if len([p for v in cmd.values("platform") for p in v.split(",") if p]) > 1:
+            return False
+        if os.environ.get("BUILDX_BUILDER") or (os.environ.get("DOCKER_CONTEXT") or "default") != "default":
+            return False
+        if not (os.environ.get("DOCKER_HOST") or "unix://").startswith("unix://"):
+            return False
+        from .record import builder_facts
+
+        return builder_facts(cmd) == ("default", "docker")
 
     def _policy(self) -> Policy:
         from .retry_policy import Policy

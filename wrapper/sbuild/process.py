@@ -228,3 +228,34 @@ def builder_ready(builder: str | None) -> bool:
     lines = [ln.strip() for ln in out.splitlines()]
     return any(ln.startswith("Status:") and ln.endswith("running") for ln in lines) and \
         not any(ln.startswith("Error:") for ln in lines)
+
+
+def engine_tag(image: str, ref: str) -> bool:
+    """Name an image in the engine (`docker tag`, through the Engine API: a few ms against ~30 ms for the
+    CLI). False when the engine is not a unix socket sbuild can ask, or said no."""
+    import urllib.parse
+
+    address = _daemon_address()
+    if not address.startswith("unix://") or (os.environ.get("DOCKER_CONTEXT") or "default") != "default":
+        return False
+    name, _, digest = ref.partition("@")
+    repo, tag = name, "latest"
+    if ":" in name.rsplit("/", 1)[-1]:
+        repo, tag = name.rsplit(":", 1)
+    if digest:
+        return False
+    query = urllib.parse.urlencode({"repo": repo, "tag": tag})
+    debug(f"engine: POST /images/{image}/tag?{query}")
+    import socket
+
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.settimeout(30)
+            sock.connect(address[len("unix://"):])
+            sock.sendall(f"POST /images/{image}/tag?{query} HTTP/1.0\r\nHost: docker\r\nContent-Length: 0\r\n\r\n"
+                         .encode())
+            head = sock.recv(64)
+    except OSError as e:
+        debug(f"engine: {e}")
+        return False
+    return head.split(b" ", 2)[1:2] == [b"201"]
