@@ -74,6 +74,10 @@ def _record(cmd: flags.BuildCommand, outcome: build.BuildOutcome, recorder: reco
     from .record import Image, builder_facts, image_facts
 
     def image() -> Image | None:
+        # An image someone named: the deploy image's digest, size and layers are worth the engine's
+        # ~15 ms (or the registry's) only when it was tagged or pushed.
+        if not outcome.report.tags and not outcome.report.pushed:
+            return None
         # The engine sbuild would ask (DOCKER_HOST) is the builder's only when no other builder is named:
         # a --builder (another engine's context, a remote BuildKit) keeps its image where sbuild cannot look.
         named = cmd.value("builder") or os.environ.get("BUILDX_BUILDER")

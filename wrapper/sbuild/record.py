@@ -11,8 +11,6 @@ is masked as every other output; a remote URL loses its credentials.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import os
 import re
 import threading
@@ -92,6 +90,9 @@ def project_identity(dockerfile: str | None, toplevel: str | None, remote: str |
 def hash_build_args(args: dict[str, str], key: str | None) -> dict[str, str]:
     """Each value as a hash, never the value. Secret-named args: "set", or with a shared key an HMAC (so
     two machines with the key can tell a change without anyone storing the value)."""
+    import hashlib
+    import hmac
+
     out = {}
     for name, value in sorted(args.items()):
         if is_secret_name(name):
@@ -313,6 +314,8 @@ class Recorder:
 
     def _fingerprint(self) -> None:
         """This build's step inputs (fingerprint.py), for explaining its misses and the next build's."""
+        import hashlib
+
         from . import fingerprint, ignore
         from .flags import build_arg_map
 
