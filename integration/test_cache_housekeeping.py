@@ -13,7 +13,7 @@ import pytest
 
 from .conftest import REGISTRY, Registry, sbuild
 
-pytestmark = pytest.mark.usefixtures("registry")
+pytestmark = [pytest.mark.usefixtures("registry"), pytest.mark.one_pair]
 
 
 def _git(repo: Path, *args: str) -> None:

@@ -17,7 +17,7 @@ import pytest
 
 from .conftest import REGISTRY, Registry, report, sbuild
 
-pytestmark = pytest.mark.usefixtures("registry")
+pytestmark = [pytest.mark.usefixtures("registry"), pytest.mark.one_pair]
 USER, SECRET = "ci-bot", "s3cret-" + uuid.uuid4().hex[:8]
 
 

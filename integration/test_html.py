@@ -12,7 +12,7 @@ import pytest
 from . import browser
 from .conftest import _missing, report, sbuild
 
-pytestmark = pytest.mark.usefixtures("registry")
+pytestmark = [pytest.mark.usefixtures("registry"), pytest.mark.one_pair]
 
 
 @pytest.fixture
