@@ -259,6 +259,10 @@ def restartable_daemon(engine: None) -> Iterator[Dockerd]:
         shutil.rmtree(d.root, ignore_errors=True)
 
 
+SID_HOST = "unix:///run/sbuild-engine28/docker.sock"  # scripts/setup-engine's second pair
+SID_PREFIX = "/opt/sbuild-sid"
+
+
 class Runner:
     """Another CI runner: an empty dockerd with the containerd image store, in the host's network namespace
     on a bridge of its own (`--iptables=false`: docker0 and the host's rules are left alone), so it reaches
@@ -274,11 +278,17 @@ class Runner:
         subprocess.run(["ip", "addr", "add", f"10.199.{40 + os.getpid() % 50}.1/24", "dev", self.bridge], check=True)
         subprocess.run(["ip", "link", "set", self.bridge, "up"], check=True)
         (self.root / "daemon.json").write_text(json.dumps({"features": {"containerd-snapshotter": True}}))
+        # The pair's own Engine: the second pair's dockerd (and its containerd) when that pair is under test.
+        env = dict(os.environ)
+        dockerd = "dockerd"
+        if os.environ.get("DOCKER_HOST") == SID_HOST and Path(SID_PREFIX, "usr/sbin/dockerd").exists():
+            dockerd = f"{SID_PREFIX}/usr/sbin/dockerd"
+            env["PATH"] = f"{SID_PREFIX}/usr/sbin:{SID_PREFIX}/usr/bin:{env['PATH']}"
         self.proc = subprocess.Popen(
-            ["dockerd", "--host", self.host, "--data-root", str(self.root / "data"), "--exec-root",
+            [dockerd, "--host", self.host, "--data-root", str(self.root / "data"), "--exec-root",
              str(self.root / "exec"), "--pidfile", str(self.root / "docker.pid"), "--bridge", self.bridge,
              "--iptables=false", "--ip6tables=false", "--config-file", str(self.root / "daemon.json")],
-            stdout=subprocess.DEVNULL, stderr=(self.root / "log").open("w"), start_new_session=True)
+            stdout=subprocess.DEVNULL, stderr=(self.root / "log").open("w"), start_new_session=True, env=env)
         import time
 
         for _ in range(150):
@@ -304,6 +314,11 @@ class Runner:
         shutil.rmtree(self.root, ignore_errors=True)
 
 
+    def prune(self) -> None:
+        """Empty this engine's build cache: its own, no other test's."""
+        subprocess.run(["docker", "-H", self.host, "buildx", "prune", "-af"], check=True, capture_output=True)
+
+
 @pytest.fixture
 def second_runner(registry: str) -> Iterator[Runner]:
     r = Runner()
@@ -311,10 +326,6 @@ def second_runner(registry: str) -> Iterator[Runner]:
         yield r
     finally:
         r.close()
-
-
-def prune_build_cache() -> None:
-    docker("buildx", "prune", "-af")
 
 
 def report(path: Path) -> dict:

@@ -1,16 +1,43 @@
-"""Cache export and import per stage and branch, on the real engine and a real registry."""
+"""Cache export and import per stage and branch, on the real engine and a real registry.
+
+These tests empty a builder's cache to prove what comes back from a cache alone: they build on an engine
+of their own (the pair's Engine version, started for this module), never pruning the shared one."""
 
 from __future__ import annotations
 
+import subprocess
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from .conftest import REGISTRY, Registry, prune_build_cache, report, sbuild
+from .conftest import BASE_IMAGE, REGISTRY, Registry, Runner, report, sbuild
 
 pytestmark = pytest.mark.usefixtures("registry")
+_BUILDER: list[Runner] = []
+
+
+@pytest.fixture(scope="module", autouse=True)
+def own_builder(registry: str) -> Iterator[Runner]:
+    runner = Runner()
+    try:
+        save = subprocess.Popen(["docker", "save", BASE_IMAGE], stdout=subprocess.PIPE)
+        subprocess.run(["docker", "-H", runner.host, "load", "-q"], stdin=save.stdout, check=True,
+                       capture_output=True)
+        save.wait()
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setenv("DOCKER_HOST", runner.host)
+            _BUILDER.append(runner)
+            yield runner
+            _BUILDER.clear()
+    finally:
+        runner.close()
+
+
+def prune_build_cache() -> None:
+    _BUILDER[0].prune()  # this module's own builder: no other test's cache
 
 
 def _touch(example: Path, rel: str = "tests/run.sh") -> None:

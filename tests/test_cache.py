@@ -97,7 +97,7 @@ def test_a_version_another_build_reads_is_kept_until_it_ends(tmp_path: Path) -> 
                               "fcntl.flock(fd, fcntl.LOCK_SH); print('held', flush=True); time.sleep(30)",
                               str(tmp_path / ".lock")], stdout=subprocess.PIPE, text=True)
     try:
-        assert other.stdout is not None and other.stdout.readline().strip() == "held"
+        assert other.stdout is not None and _line(other.stdout) == "held"
         pairs = []
         for run in ("1", "2"):
             s = cache.settings(stages=["test"], repo=None, cache_dir=str(tmp_path), branch=None,
@@ -144,3 +144,11 @@ def test_prune_takes_gone_or_old_branches_never_kept_ones_nor_a_shared_digest() 
     # "same" is gone too, but its digest is main's: deleting it would delete main's cache.
     assert "test-same" in {e.tag for e in plan.keep} and "test-unknown" in {e.tag for e in plan.keep}
     assert cachectl.plan_prune(entries, keep=["*"], remote=set(), older_than=0).delete == []
+
+
+def _line(pipe: object, timeout: float = 30.0) -> str:
+    """A line from a child's pipe, or "" when none comes within the deadline."""
+    import select
+
+    ready, _, _ = select.select([pipe], [], [], timeout)
+    return pipe.readline().strip() if ready else ""  # type: ignore[attr-defined]

@@ -104,7 +104,7 @@ def test_a_writer_killed_at_any_point_leaves_a_store_that_opens_without_half_rec
     for delay in (0.0, 0.01, 0.03, 0.07, 0.15):  # after its first record: it writes as fast as it can
         p = subprocess.Popen([sys.executable, "-c", code, path, root, os.path.join(root, "wrapper")],
                              stdout=subprocess.PIPE, text=True)
-        assert p.stdout is not None and p.stdout.readline().strip() == "ready"  # however slow its start-up
+        assert p.stdout is not None and _line(p.stdout) == "ready"  # however slow its start-up
         time.sleep(delay)
         p.send_signal(signal.SIGKILL)
         p.wait()
@@ -381,3 +381,11 @@ def test_the_registry_record_is_an_oci_artifact_beside_the_cache() -> None:
                            "size": 2}
     assert m["layers"][0]["size"] == len(blob)
     assert m["annotations"]["dev.sbuild.branch"] == "main" and m["annotations"]["dev.sbuild.id"] == "id0001"
+
+
+def _line(pipe: object, timeout: float = 30.0) -> str:
+    """A line from a child's pipe, or "" when none comes within the deadline."""
+    import select
+
+    ready, _, _ = select.select([pipe], [], [], timeout)
+    return pipe.readline().strip() if ready else ""  # type: ignore[attr-defined]
