@@ -560,9 +560,7 @@ class _Build:
             return False
         if len([p for v in cmd.values("platform") for p in v.split(",") if p]) > 1:
             return False
-        if os.environ.get("BUILDX_BUILDER") or (os.environ.get("DOCKER_CONTEXT") or "default") != "default":
-            return False
-        if not (os.environ.get("DOCKER_HOST") or "unix://").startswith("unix://"):
+        if os.environ.get("BUILDX_BUILDER") or process.engine_socket() is None:
             return False
         from .record import builder_facts
 

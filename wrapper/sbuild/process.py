@@ -193,30 +193,53 @@ def git(args: Sequence[str], cwd: str) -> str | None:
     return cp.stdout.strip() if cp.returncode == 0 else None
 
 
-def engine_json(path: str, timeout: float = 10.0) -> object | None:
-    """GET `path` from the Docker Engine API (e.g. /images/ID/json) when DOCKER_HOST (or the default) is a
-    unix socket and no other docker context is chosen: a few ms, against ~30 ms for `docker image inspect`.
-    Plain HTTP/1.0 on the socket (the engine then answers whole and closes; http.client alone costs 20 ms
-    to import). Elsewhere, and on any failure, None (the caller then does without)."""
-    import json
-    import socket
-
+def engine_socket() -> str | None:
+    """The engine's unix socket, when DOCKER_HOST (or the default) is one and no other docker context is
+    chosen: the engine sbuild may ask directly. None elsewhere (then sbuild does without, or asks buildx)."""
     address = _daemon_address()
     if not address.startswith("unix://") or (os.environ.get("DOCKER_CONTEXT") or "default") != "default":
         return None
-    debug(f"engine: GET {path} ({address})")
+    return address[len("unix://"):]
+
+
+def _engine_request(method: str, path: str, timeout: float) -> tuple[bytes, bytes] | None:
+    """(status, body) of one Engine API request: plain HTTP/1.0 on the socket (the engine answers whole and
+    closes; http.client alone costs 20 ms to import). None when there is no socket to ask or it failed."""
+    import socket
+
+    sock_path = engine_socket()
+    if sock_path is None:
+        return None
+    debug(f"engine: {method} {path} (unix://{sock_path})")
     chunks = []
     try:
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
             sock.settimeout(timeout)
-            sock.connect(address[len("unix://"):])
-            sock.sendall(f"GET {path} HTTP/1.0\r\nHost: docker\r\n\r\n".encode())
+            sock.connect(sock_path)
+            length = "Content-Length: 0\r\n" if method != "GET" else ""
+            sock.sendall(f"{method} {path} HTTP/1.0\r\nHost: docker\r\n{length}\r\n".encode())
             while chunk := sock.recv(1 << 16):
                 chunks.append(chunk)
-        head, _, body = b"".join(chunks).partition(b"\r\n\r\n")
-        status = head.split(b" ", 2)[1] if head.startswith(b"HTTP/") else b""
-        return json.loads(body) if status == b"200" else None
-    except (OSError, ValueError, IndexError) as e:
+    except OSError as e:
+        debug(f"engine: {e}")
+        return None
+    head, _, body = b"".join(chunks).partition(b"\r\n\r\n")
+    parts = head.split(b" ", 2)
+    return (parts[1] if head.startswith(b"HTTP/") and len(parts) > 1 else b""), body
+
+
+def engine_json(path: str, timeout: float = 10.0) -> object | None:
+    """GET `path` from the Docker Engine API (e.g. /images/ID/json): a few ms, against ~30 ms for `docker
+    image inspect`. None on anything but a 200 with JSON (the caller then does without)."""
+    import json
+
+    got = _engine_request("GET", path, timeout)
+    if got is None or got[0] != b"200":
+        return None
+    try:
+        doc: object = json.loads(got[1])
+        return doc
+    except ValueError as e:
         debug(f"engine: {e}")
         return None
 
@@ -232,30 +255,14 @@ def builder_ready(builder: str | None) -> bool:
 
 def engine_tag(image: str, ref: str) -> bool:
     """Name an image in the engine (`docker tag`, through the Engine API: a few ms against ~30 ms for the
-    CLI). False when the engine is not a unix socket sbuild can ask, or said no."""
+    CLI). False when there is no engine socket to ask, or it said no."""
     import urllib.parse
 
-    address = _daemon_address()
-    if not address.startswith("unix://") or (os.environ.get("DOCKER_CONTEXT") or "default") != "default":
-        return False
     name, _, digest = ref.partition("@")
+    if digest:
+        return False
     repo, tag = name, "latest"
     if ":" in name.rsplit("/", 1)[-1]:
         repo, tag = name.rsplit(":", 1)
-    if digest:
-        return False
-    query = urllib.parse.urlencode({"repo": repo, "tag": tag})
-    debug(f"engine: POST /images/{image}/tag?{query}")
-    import socket
-
-    try:
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-            sock.settimeout(30)
-            sock.connect(address[len("unix://"):])
-            sock.sendall(f"POST /images/{image}/tag?{query} HTTP/1.0\r\nHost: docker\r\nContent-Length: 0\r\n\r\n"
-                         .encode())
-            head = sock.recv(64)
-    except OSError as e:
-        debug(f"engine: {e}")
-        return False
-    return head.split(b" ", 2)[1:2] == [b"201"]
+    got = _engine_request("POST", f"/images/{image}/tag?{urllib.parse.urlencode({'repo': repo, 'tag': tag})}", 30)
+    return got is not None and got[0] == b"201"
