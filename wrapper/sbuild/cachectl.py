@@ -47,13 +47,6 @@ def _epoch(iso: str | None) -> float | None:
         return None
 
 
-def _client(cache_repo: str) -> tuple[Any, str]:
-    from . import registry
-
-    ref = registry.split_ref(cache_repo + ":x")
-    return registry.Client(ref.host), ref.repo
-
-
 def _manifest_size(doc: dict[str, Any]) -> int:
     """A cache manifest's blobs: BuildKit's registry cache is an index whose entries are the layers (or, with
     image-manifest=true, an image manifest with layers), plus its config."""
@@ -63,9 +56,9 @@ def _manifest_size(doc: dict[str, Any]) -> int:
 
 
 def registry_entries(cache_repo: str) -> list[Entry]:
-    from .registry import RegistryError
+    from .registry import RegistryError, repository
 
-    client, repo = _client(cache_repo)
+    client, repo = repository(cache_repo)
     try:
         tags = client.tags(repo)
     except RegistryError as e:
@@ -166,9 +159,9 @@ def plan_prune(entries: list[Entry], *, keep: list[str], remote: set[str] | None
 
 def delete_registry(cache_repo: str, plan: Plan) -> list[Entry]:
     """Delete the plan's manifests; the first refusal stops everything (nothing half-done past it)."""
-    from .registry import RegistryError
+    from .registry import RegistryError, repository
 
-    client, repo = _client(cache_repo)
+    client, repo = repository(cache_repo)
     done: list[Entry] = []
     for e in plan.delete:
         if e.digest is None:

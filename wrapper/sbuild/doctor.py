@@ -104,14 +104,13 @@ def _cache_repo(repo: str | None) -> Check | None:
         return None
     from . import registry
 
-    ref = registry.split_ref(repo + ":x")
-    client = registry.Client(ref.host)
+    client, path = registry.repository(repo)
     try:
-        client.tags(ref.repo)
-        client.put_blob(ref.repo, b"sbuild doctor: can this registry take a push?\n")
+        client.tags(path)
+        client.put_blob(path, b"sbuild doctor: can this registry take a push?\n")
     except registry.RegistryError as e:
         return Check("cache registry", False, f"{repo}: {e}",
-                     f"check the address and `docker login {ref.host}` (push rights on {ref.repo})")
+                     f"check the address and `docker login {client.host}` (push rights on {path})")
     return Check("cache registry", True, f"{repo}: reachable, accepts pushes")
 
 

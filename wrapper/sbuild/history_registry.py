@@ -38,13 +38,6 @@ def record_tag(project: str, stages: str, branch: str) -> str:
     return f"{TAG_PREFIX}{readable}-{h}"
 
 
-def _repo(cache_repo: str) -> tuple[Any, str]:
-    from . import registry
-
-    ref = registry.split_ref(cache_repo if ":" in cache_repo.rsplit("/", 1)[-1] else cache_repo + ":x")
-    return registry.Client(ref.host), ref.repo
-
-
 def _retrying(call: Any) -> Any:
     from .registry import RegistryError
     from .retry import classify_failure
@@ -83,7 +76,9 @@ def push(cache_repo: str, record: dict[str, Any], listings: dict[str, dict[str, 
     runner can name the files that changed); returns the tag it went to."""
     import gzip
 
-    client, repo = _repo(cache_repo)
+    from .registry import repository
+
+    client, repo = repository(cache_repo)
     blob = json.dumps(record, separators=(",", ":")).encode()
     tag = record_tag(record["project"]["id"], ",".join(record["stages"]), record.get("branch") or "")
     doc = manifest_for(blob, record)
@@ -108,7 +103,9 @@ def push(cache_repo: str, record: dict[str, Any], listings: dict[str, dict[str, 
 def pull(cache_repo: str, project: str, stages: str, branch: str) -> dict[str, Any] | None:
     """The record last pushed for this project, stage set and branch (None: none there). Its context
     listings, when pushed with it, come as record["_listings"] (not part of the record)."""
-    client, repo = _repo(cache_repo)
+    from .registry import repository
+
+    client, repo = repository(cache_repo)
     tag = record_tag(project, stages, branch)
     got = _retrying(lambda: client.manifest(repo, tag))
     if got is None:

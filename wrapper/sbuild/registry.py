@@ -48,6 +48,14 @@ def split_ref(ref: str) -> Ref:
     return Ref("registry-1.docker.io", name if "/" in name else f"library/{name}", tag)
 
 
+def repository(name: str) -> tuple[Client, str]:
+    """A client for the registry of a repository reference ("127.0.0.1:5000/team/app-cache", a tag allowed)
+    and the repository's path in it."""
+    tagged = ":" in name.rsplit("/", 1)[-1]
+    ref = split_ref(name if tagged else name + ":x")
+    return Client(ref.host), ref.repo
+
+
 def _loopback(host: str) -> bool:
     h = host.rsplit(":", 1)[0].strip("[]") if not host.startswith("[") or "]:" in host else host.strip("[]")
     return h in ("localhost", "::1") or h.startswith("127.")
