@@ -13,6 +13,7 @@ import html
 import json
 from typing import Any
 
+from . import render_report as rr
 from .report import Report, StageReport
 
 STATUS_TEXT = {"cached": "cached", "built": "built", "failed": "failed", "canceled": "canceled",
@@ -94,24 +95,12 @@ def _e(x: object) -> str:
 
 
 def _secs(x: float | None) -> str:
-    if x is None:
-        return "-"
-    return f"{x:.1f}s" if x < 60 else f"{int(x // 60)}m{x % 60:04.1f}s"
+    return "-" if x is None else rr._secs(x)
 
 
 def _bytes(n: int | None) -> str:
-    if n is None:
-        return "-"
-    x = float(abs(n))
-    for unit in ("B", "kB", "MB", "GB"):
-        if x < 1000 or unit == "GB":
-            return f"{x:.0f} {unit}" if unit == "B" else f"{x:.1f} {unit}"
-        x /= 1000
-    return ""  # pragma: no cover
-
-
-def _why_text(why: dict[str, Any] | None) -> str:
-    return f"{why['cause']}: {why['detail']}" if why else ""
+    """A size; its sign is the caller's to write."""
+    return "-" if n is None else rr._bytes(abs(n))
 
 
 def _page(title: str, body: str, data: dict[str, Any]) -> str:
@@ -178,7 +167,8 @@ def timeline(report: Report) -> tuple[str, list[dict[str, Any]]]:
             why = None
             if not t.cached and not first_miss_seen:
                 first_miss_seen = True
-                why = _why_text(whys.get(s.name))
+                stage_why = whys.get(s.name)
+                why = rr.why_text(stage_why) if stage_why else None
             i = len(steps)
             steps.append({"name": t.name, "stage": s.name, "status": status, "duration": _secs(t.duration_s),
                           "start": _secs(t.started_s), "why": why or None, "error": t.error})
@@ -252,7 +242,7 @@ def stage_table(report: Report) -> str:
                     f'<td class="n">{s.steps}</td><td class="n">{s.cached_steps}/{s.steps}</td>'
                     f'<td class="n">{_secs(s.duration_s)}</td>' + (_delta_cell(s, biggest, slower) if vs else "")
                     + f"<td>{'<code>' + _e(s.first_miss) + '</code>' if s.first_miss else '-'}</td>"
-                    f'<td class="why">{_e(_why_text(s.why)) or "-"}</td></tr>')
+                    f'<td class="why">{_e(rr.why_text(s.why))}</td></tr>')
     rows.append("</tbody></table>")
     return "".join(rows)
 
