@@ -113,6 +113,15 @@ def history(ctx: click.Context, stage: str | None, branch: str | None, limit: in
         click.echo(history_table(rows), nl=False)
 
 
+def _latest(store: Any, file: str | None, what: str) -> dict[str, Any]:
+    """This project's last recorded build (`sbuild diff`, `sbuild explain` without an ID)."""
+    project = _project(file)
+    latest = _store_call(lambda: store.latest(project))
+    if latest is None:
+        raise UsageError(f"no builds recorded for {project}: nothing to {what}")
+    return dict(latest)
+
+
 def _get(store: Any, build_id: str) -> dict[str, Any]:
     got = _store_call(lambda: store.get(build_id))
     if got is None:
@@ -154,14 +163,7 @@ def diff(a: str | None, b: str | None, file: str | None, as_json: bool, html_fil
     if b is not None:
         older, newer = _get(store, a or ""), _get(store, b)
     else:
-        if a is not None:
-            newer = _get(store, a)
-        else:
-            project = _project(file)
-            latest = _store_call(lambda: store.latest(project))
-            if latest is None:
-                raise UsageError(f"no builds recorded for {project}: nothing to compare")
-            newer = dict(latest)
+        newer = _get(store, a) if a is not None else _latest(store, file, "compare")
         base = (newer.get("report") or {}).get("baseline")
         if not base:
             raise UsageError(f"build {newer['id']} has no baseline: give two IDs (sbuild diff A B)")
@@ -184,14 +186,7 @@ def explain(build_id: str | None, file: str | None, as_json: bool) -> None:
     from .render_history import explain_json, explain_text
 
     store = _store()
-    if build_id is not None:
-        record = _get(store, build_id)
-    else:
-        project = _project(file)
-        latest = _store_call(lambda: store.latest(project))
-        if latest is None:
-            raise UsageError(f"no builds recorded for {project}: nothing to explain")
-        record = dict(latest)
+    record = _get(store, build_id) if build_id is not None else _latest(store, file, "explain")
     d = explain_json(record)
     click.echo(json.dumps(d, indent=2) if as_json else explain_text(d), nl=bool(as_json))
 
