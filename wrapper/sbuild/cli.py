@@ -71,9 +71,9 @@ def _record(cmd: flags.BuildCommand, outcome: build.BuildOutcome, recorder: reco
     import os
 
     from .progress import exported_digest
-    from .record import Image, builder_facts, image_facts
+    from .record import Builder, Image, image_facts
 
-    def image() -> Image | None:
+    def image(builder: Builder) -> Image | None:
         # An image someone named: the deploy image's digest, size and layers are worth the engine's
         # ~15 ms (or the registry's) only when it was tagged or pushed.
         if not outcome.report.tags and not outcome.report.pushed:
@@ -81,7 +81,7 @@ def _record(cmd: flags.BuildCommand, outcome: build.BuildOutcome, recorder: reco
         # The engine sbuild would ask (DOCKER_HOST) is the builder's only when no other builder is named:
         # a --builder (another engine's context, a remote BuildKit) keeps its image where sbuild cannot look.
         named = cmd.value("builder") or os.environ.get("BUILDX_BUILDER")
-        local = builder_facts(cmd).driver if named in (None, "", "default") else None
+        local = builder.driver if named in (None, "", "default") else None
         return image_facts(cmd, exported_digest(outcome.model), list(outcome.report.pushed), local)
 
     def say(line: str) -> None:

@@ -179,12 +179,11 @@ def builder_facts(cmd: BuildCommand) -> Builder:
         return Builder(name, "docker")  # a docker context used as a builder: the docker driver
 
 
-def platforms_of(cmd: BuildCommand, report: dict[str, Any]) -> list[str]:
+def platforms_of(cmd: BuildCommand, report: Report) -> list[str]:
     asked = [p for v in cmd.values("platform") for p in v.split(",") if p]
     if asked:
         return asked
-    seen = {p["platform"] for s in report.get("stages", []) for p in s.get("platforms", [])}
-    return sorted(seen)
+    return sorted({p.platform for s in report.stages for p in s.platforms})
 
 
 def _toplevel(start: str) -> str | None:
@@ -387,7 +386,8 @@ class Recorder:
 
     # -- after the build -----------------------------------------------------------------------
 
-    def finish(self, outcome: BuildOutcome, image: Callable[[], Image | None], say: Callable[[str], None]) -> Report:
+    def finish(self, outcome: BuildOutcome, image: Callable[[Builder], Image | None],
+               say: Callable[[str], None]) -> Report:
         from . import __version__
         from .compare import apply_baseline
         from .flags import build_arg_map
@@ -413,11 +413,11 @@ class Recorder:
             return outcome.report
         build_id = new_id()
         base = self.baseline
-        img = image()
+        builder = builder_facts(self.cmd)
+        img = image(builder)
         report = apply_baseline(outcome.report, base[0] if base else None, base[1] if base else None, img,
                                 build_id)
-        platforms = platforms_of(self.cmd, report.to_json())
-        builder = builder_facts(self.cmd)
+        platforms = platforms_of(self.cmd, report)
         if self.fingerprints is not None:
             from .progress import base_digests
 
