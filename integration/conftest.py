@@ -15,6 +15,7 @@ import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -153,110 +154,110 @@ def private_registry(tmp_path: Path, engine: None) -> Iterator[Registry]:
     reg.stop()
 
 
-@pytest.fixture(scope="session")
-def classic_daemon(engine: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A second dockerd WITHOUT the containerd image store: its default builder cannot export cache.
-    Yields its DOCKER_HOST. It runs in a network namespace of its own: `dockerd --bridge=none` deletes
-    the host's docker0 at start-up, which would break the main engine's RUN steps. Builds against it
-    need --network=none; it has only the base image."""
+def wait_for_dockerd(host: str, log: Path, what: str) -> None:
+    """Until `docker info` answers on host (30 s), else fail with the daemon's log."""
     import time
 
-    root = tmp_path_factory.mktemp("classic-dockerd")
-    sock = f"unix://{root}/docker.sock"
-    (root / "daemon.json").write_text("{}")
-    ns = f"sbuild-classic-{os.getpid()}"
-    subprocess.run(["ip", "netns", "add", ns], check=True)
-    subprocess.run(["ip", "-n", ns, "link", "set", "lo", "up"], check=True)
-    # nsenter --net only: `ip netns exec` would also remount /sys and hide the cgroup mounts dockerd needs.
-    proc = subprocess.Popen(
-        ["nsenter", f"--net=/var/run/netns/{ns}", "dockerd", "--host", sock,
-         "--data-root", str(root / "data"), "--exec-root", str(root / "exec"), "--pidfile", str(root / "docker.pid"),
-         "--bridge=none", "--iptables=false", "--ip6tables=false", "--config-file", str(root / "daemon.json")],
-        stdout=subprocess.DEVNULL, stderr=(root / "log").open("w"), start_new_session=True)
-    try:
-        for _ in range(150):
-            if subprocess.run(["docker", "-H", sock, "info"], capture_output=True).returncode == 0:
-                break
-            time.sleep(0.2)
-        else:
-            raise AssertionError("second dockerd did not start: " + (root / "log").read_text()[-2000:])
-        save = subprocess.Popen(["docker", "save", BASE_IMAGE], stdout=subprocess.PIPE)
-        subprocess.run(["docker", "-H", sock, "load", "-q"], stdin=save.stdout, check=True, capture_output=True)
-        save.wait()
-        yield sock
-    finally:
+    for _ in range(150):
+        if subprocess.run(["docker", "-H", host, "info"], capture_output=True).returncode == 0:
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"{what} did not start: " + log.read_text()[-2000:])
+
+
+def stop_process(proc: subprocess.Popen[bytes] | None, timeout: float = 30) -> None:
+    if proc is not None and proc.poll() is None:
         proc.terminate()
         try:
-            proc.wait(timeout=20)
+            proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             proc.kill()
-        subprocess.run(["ip", "netns", "del", ns], check=False)
+            proc.wait()
+
+
+def unmount_under(root: Path) -> None:
+    """dockerd mounts its data-root privately; one that died (or was stopped) may leave the mount behind."""
+    with open("/proc/mounts") as f:
+        mounts = [line.split()[1] for line in f if line.split()[1].startswith(str(root))]
+    for m in sorted(mounts, key=len, reverse=True):
+        subprocess.run(["umount", "-l", m], check=False, capture_output=True)
+
+
+def load_base_image(host: str) -> None:
+    """The base image, from this pair's engine into another engine (`docker save | docker load`)."""
+    save = subprocess.Popen(["docker", "save", BASE_IMAGE], stdout=subprocess.PIPE)
+    subprocess.run(["docker", "-H", host, "load", "-q"], stdin=save.stdout, check=True, capture_output=True)
+    save.wait()
+
+
+def short_dir(prefix: str) -> Path:
+    """A directory under /tmp with a short path: containerd's sockets live under a dockerd's exec-root, and
+    a unix socket path must stay under 104 bytes."""
+    import tempfile
+
+    return Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
 
 
 class Dockerd:
-    """A dockerd of a test's own (own data-root, exec-root, socket, network namespace), which the test may
-    stop and start again: the builder that goes away mid-build. Like classic_daemon, it has only the base
-    image and its builds need --network=none."""
+    """A dockerd of a test's own (own data-root, exec-root, socket, network namespace) without the containerd
+    image store, which a test may stop and start again. It runs in a network namespace of its own:
+    `dockerd --bridge=none` deletes the host's docker0 at start-up, which would break the main engine's RUN
+    steps. It has only the base image; its builds need --network=none."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
         root.mkdir(parents=True, exist_ok=True)
         self.host = f"unix://{root}/docker.sock"
-        self.ns = f"sbuild-restart-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+        self.ns = f"sbuild-dockerd-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         subprocess.run(["ip", "netns", "add", self.ns], check=True)
         subprocess.run(["ip", "-n", self.ns, "link", "set", "lo", "up"], check=True)
         (root / "daemon.json").write_text("{}")
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        import time
-
+        # nsenter --net only: `ip netns exec` would also remount /sys and hide the cgroup mounts dockerd needs.
         self.proc = subprocess.Popen(
             ["nsenter", f"--net=/var/run/netns/{self.ns}", "dockerd", "--host", self.host,
              "--data-root", str(self.root / "data"), "--exec-root", str(self.root / "exec"),
              "--pidfile", str(self.root / "docker.pid"), "--bridge=none", "--iptables=false", "--ip6tables=false",
              "--config-file", str(self.root / "daemon.json")],
             stdout=subprocess.DEVNULL, stderr=(self.root / "log").open("a"), start_new_session=True)
-        for _ in range(150):
-            if subprocess.run(["docker", "-H", self.host, "info"], capture_output=True).returncode == 0:
-                return
-            time.sleep(0.2)
-        raise AssertionError("test dockerd did not start: " + (self.root / "log").read_text()[-2000:])
+        wait_for_dockerd(self.host, self.root / "log", "test dockerd")
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        stop_process(self.proc)
 
     def close(self) -> None:
         self.stop()
         subprocess.run(["ip", "netns", "del", self.ns], check=False)
-        # dockerd mounts its data-root privately; one that died starting leaves the mount behind.
-        with open("/proc/mounts") as f:
-            mounts = [line.split()[1] for line in f if line.split()[1].startswith(str(self.root))]
-        for m in sorted(mounts, key=len, reverse=True):
-            subprocess.run(["umount", "-l", m], check=False, capture_output=True)
+        unmount_under(self.root)
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+@contextmanager
+def own_dockerd(prefix: str) -> Iterator[Dockerd]:
+    d = Dockerd(short_dir(prefix))
+    try:
+        d.start()
+        load_base_image(d.host)
+        yield d
+    finally:
+        d.close()
+
+
+@pytest.fixture(scope="session")
+def classic_daemon(engine: None) -> Iterator[str]:
+    """A second dockerd WITHOUT the containerd image store: its default builder cannot export cache.
+    Yields its DOCKER_HOST."""
+    with own_dockerd("sbc-") as d:
+        yield d.host
 
 
 @pytest.fixture
 def restartable_daemon(engine: None) -> Iterator[Dockerd]:
-    import tempfile
-
-    # Short: containerd's sockets live under exec-root, and a unix socket path must stay under 104 bytes.
-    d = Dockerd(Path(tempfile.mkdtemp(prefix="sbd-", dir="/tmp")))
-    try:
-        d.start()
-        save = subprocess.Popen(["docker", "save", BASE_IMAGE], stdout=subprocess.PIPE)
-        subprocess.run(["docker", "-H", d.host, "load", "-q"], stdin=save.stdout, check=True, capture_output=True)
-        save.wait()
+    """A dockerd the test may stop and start again: the builder that goes away mid-build."""
+    with own_dockerd("sbd-") as d:
         yield d
-    finally:
-        d.close()
-        shutil.rmtree(d.root, ignore_errors=True)
 
 
 SID_HOST = "unix:///run/sbuild-engine28/docker.sock"  # scripts/setup-engine's second pair
@@ -269,9 +270,7 @@ class Runner:
     the registry on 127.0.0.1 and nothing else of the first engine. It shares only the registry."""
 
     def __init__(self) -> None:
-        import tempfile
-
-        self.root = Path(tempfile.mkdtemp(prefix="sbr-", dir="/tmp"))  # short: unix socket paths
+        self.root = short_dir("sbr-")
         self.host = f"unix://{self.root}/docker.sock"
         self.bridge = f"sbrun{os.getpid() % 10000}"
         subprocess.run(["ip", "link", "add", self.bridge, "type", "bridge"], check=True)
@@ -289,30 +288,17 @@ class Runner:
              str(self.root / "exec"), "--pidfile", str(self.root / "docker.pid"), "--bridge", self.bridge,
              "--iptables=false", "--ip6tables=false", "--config-file", str(self.root / "daemon.json")],
             stdout=subprocess.DEVNULL, stderr=(self.root / "log").open("w"), start_new_session=True, env=env)
-        import time
-
-        for _ in range(150):
-            if subprocess.run(["docker", "-H", self.host, "info"], capture_output=True).returncode == 0:
-                return
-            time.sleep(0.2)
-        self.close()
-        raise AssertionError("runner dockerd did not start: " + (self.root / "log").read_text()[-2000:])
+        try:
+            wait_for_dockerd(self.host, self.root / "log", "runner dockerd")
+        except AssertionError:
+            self.close()
+            raise
 
     def close(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        with open("/proc/mounts") as f:
-            mounts = [line.split()[1] for line in f if line.split()[1].startswith(str(self.root))]
-        for m in sorted(mounts, key=len, reverse=True):
-            subprocess.run(["umount", "-l", m], check=False, capture_output=True)
+        stop_process(self.proc)
+        unmount_under(self.root)
         subprocess.run(["ip", "link", "del", self.bridge], check=False, capture_output=True)
         shutil.rmtree(self.root, ignore_errors=True)
-
 
     def prune(self) -> None:
         """Empty this engine's build cache: its own, no other test's."""

@@ -5,7 +5,6 @@ of their own (the pair's Engine version, started for this module), never pruning
 
 from __future__ import annotations
 
-import subprocess
 import time
 import uuid
 from collections.abc import Iterator
@@ -13,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import BASE_IMAGE, REGISTRY, Registry, Runner, report, sbuild
+from .conftest import REGISTRY, Registry, Runner, load_base_image, report, sbuild
 
 pytestmark = pytest.mark.usefixtures("registry")
 _BUILDER: list[Runner] = []
@@ -23,10 +22,7 @@ _BUILDER: list[Runner] = []
 def own_builder(registry: str) -> Iterator[Runner]:
     runner = Runner()
     try:
-        save = subprocess.Popen(["docker", "save", BASE_IMAGE], stdout=subprocess.PIPE)
-        subprocess.run(["docker", "-H", runner.host, "load", "-q"], stdin=save.stdout, check=True,
-                       capture_output=True)
-        save.wait()
+        load_base_image(runner.host)
         with pytest.MonkeyPatch.context() as mp:
             mp.setenv("DOCKER_HOST", runner.host)
             _BUILDER.append(runner)
