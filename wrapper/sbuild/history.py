@@ -204,15 +204,6 @@ class Store:
         rows = self._query("SELECT listing FROM listings WHERE hash = ?", (digest,))
         return dict(json.loads(rows[0][0])) if rows else None
 
-    def listings_for(self, dirs: dict[str, str]) -> dict[str, dict[str, str]]:
-        """The listings of these directories that the store has (for the registry record)."""
-        out = {}
-        for h in set(dirs.values()):
-            got = self.listing(h)
-            if got is not None:
-                out[h] = got
-        return out
-
     def _write(self, work: Any) -> None:
         for tries in range(2):
             try:

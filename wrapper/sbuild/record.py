@@ -93,13 +93,14 @@ def hash_build_args(args: dict[str, str], key: str | None) -> dict[str, str]:
     import hashlib
     import hmac
 
+    from .fingerprint import arg_hash
+
     out = {}
     for name, value in sorted(args.items()):
-        if is_secret_name(name):
-            out[name] = ("hmac-sha256:" + hmac.new(key.encode(), value.encode(), hashlib.sha256).hexdigest()[:16]
-                         if key else "set")
-        else:
-            out[name] = "sha256:" + hashlib.sha256(value.encode()).hexdigest()[:16]
+        if is_secret_name(name) and key:  # the record's form: comparable wherever the shared key is set
+            out[name] = "hmac-sha256:" + hmac.new(key.encode(), value.encode(), hashlib.sha256).hexdigest()[:16]
+        else:  # a plain value's hash, or "set": as the fingerprints keep it
+            out[name] = arg_hash(name, value, None)
     return out
 
 

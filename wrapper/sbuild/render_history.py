@@ -6,6 +6,7 @@ import time
 from typing import Any
 
 from .history import Row
+from .record import _iso
 from .render_report import _bytes, _secs, _signed_secs, columns
 
 HISTORY_SCHEMA = 1
@@ -18,8 +19,7 @@ def when(epoch: float) -> str:
 def history_json(rows: list[Row], project: str | None) -> dict[str, Any]:
     """The contract of `sbuild history --json`."""
     return {"schema_version": HISTORY_SCHEMA, "project": project, "builds": [
-        {"id": r.id, "project": r.project,
-         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(r.finished_at)),
+        {"id": r.id, "project": r.project, "finished_at": _iso(r.finished_at),
          "branch": r.branch, "commit": r.commit, "status": r.status, "duration_s": r.duration_s,
          "hit_ratio": r.hit_ratio, "stages_asked": r.stages.split(",") if r.stages else [], "stages": r.stage_times,
          "source": r.source} for r in rows]}
