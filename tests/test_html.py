@@ -3,7 +3,6 @@ stage, every status in words and patterns, the why of a missed stage; and the te
 
 from __future__ import annotations
 
-import dataclasses
 import io
 import re
 
@@ -51,7 +50,7 @@ def test_failed_steps_are_marked_in_words_and_pattern() -> None:
 def test_the_why_of_a_missed_stage_is_on_its_first_missed_step_and_in_the_table() -> None:
     r = _report("pipeline-cold-test")
     why = {"cause": "file", "step": "x", "detail": "src/app.js changed", "paths": ["src/app.js"], "count": 1}
-    r = dataclasses.replace(r, stages=tuple(dataclasses.replace(s, why=why if s.name == "build" else None)
+    r = r._replace(stages=tuple(s._replace(why=why if s.name == "build" else None)
                                             for s in r.stages))
     page = render_html.build_page(r)
     assert page.count("why: file: src/app.js changed") == 1  # the first missed step's title (its name)
@@ -66,7 +65,7 @@ def _synthetic(steps: int, stages: int = 10) -> Report:
                               0.2, i % 3 == 0) for i in range(per))
         out.append(StageReport(f"stage{k}", "built", per, sum(t.cached for t in tl), 3.0, tl[1].name, k * 0.5, tl))
     base = _report("pipeline-bake")
-    return dataclasses.replace(base, stages=tuple(out), duration_s=20.0)
+    return base._replace(stages=tuple(out), duration_s=20.0)
 
 
 def test_a_500_step_build_fits_in_300_kb() -> None:
@@ -87,7 +86,7 @@ def test_the_history_page_has_a_small_multiple_per_stage_linking_each_build() ->
 
 
 def test_a_build_that_failed_before_any_stage_prints_no_empty_table() -> None:
-    r = dataclasses.replace(_report("pipeline-fail-test", code=1), stages=())
+    r = _report("pipeline-fail-test", code=1)._replace(stages=())
     text = render_report.terminal(r)
     assert "STAGE" not in text and text.startswith("FAILED in ")
 

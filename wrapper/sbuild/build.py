@@ -14,22 +14,35 @@ from __future__ import annotations
 import os
 import sys
 import time
-from collections.abc import Callable
-from typing import IO, TYPE_CHECKING, Any, NamedTuple, Protocol, TextIO
 
 from . import process
+from ._tuple import TYPE_CHECKING
 from .errors import BuildxError, SbuildError, UsageError
 from .flags import BuildCommand
 from .mask import Masker
 from .retry_policy import parse_duration, stop_reason
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import IO, Any, NamedTuple, Protocol, TextIO
+
     from .cache import CacheSettings
     from .plan import Plan
-    from .progress import BuildModel, Update
+    from .progress import BuildModel, StreamSplitter, Update
     from .report import Report
     from .retry import FailureClass, Retry
     from .retry_policy import Policy
+
+    class Renderer(Protocol):
+        """What a progress renderer implements (plain, tty)."""
+
+        def update(self, u: Update) -> None: ...
+
+        def finish(self, model: BuildModel) -> None: ...
+
+        def close(self) -> None: ...
+else:
+    from ._tuple import NamedTuple
 
 PROGRESS_MODES = ("auto", "none", "plain", "tty", "quiet", "rawjson")
 BUILDER_WAIT_S = 60.0  # how long a lost builder gets to come back before the retry runs anyway
@@ -153,16 +166,6 @@ def prints_image_id(cmd: BuildCommand) -> bool:
 
 def masker_for(cmd: BuildCommand) -> Masker:
     return Masker.for_build(cmd.values("build-arg"), cmd.values("secret"))
-
-
-class Renderer(Protocol):
-    """What a progress renderer implements (plain, tty)."""
-
-    def update(self, u: Update) -> None: ...
-
-    def finish(self, model: BuildModel) -> None: ...
-
-    def close(self) -> None: ...
 
 
 def make_renderer(mode: str, err: TextIO, masker: Masker, model: BuildModel, stages: list[str],
@@ -321,8 +324,6 @@ class _Build:
 
     def compose(self, export: bool) -> list[Invocation]:
         """The buildx invocations of one attempt: one session, or one per stage (see _per_stage_sessions)."""
-        import json
-
         cmd, plan, cache = self.cmd, self.plan, self.cache
         self.copy_back = []
         special = self._special_files()
@@ -330,6 +331,8 @@ class _Build:
         if plan.bake is not None and not self.finalizing and self._per_stage_sessions():
             return self._stage_sessions(export)
         if plan.bake is not None and not self.finalizing:
+            import json
+
             definition = json.loads(json.dumps(plan.bake))
             for name, target in definition["target"].items():
                 stage = plan.targets[name]
@@ -403,64 +406,59 @@ class _Build:
     # -- one attempt ---------------------------------------------------------------------------
 
     def attempt(self, *, export: bool, render: bool) -> _Attempt:
-        from .progress import BuildModel, StreamSplitter
-
         invocations = self.compose(export)
-        model = BuildModel()
-        renderer: Renderer | None = None
         passthrough = render and self.mode == "rawjson"
         err, masker = self.err, self.masker
-
-        def spawned() -> None:
-            # Runs while buildx starts up (its CLI takes >100 ms before the first event): what is not
-            # needed to compose buildx's command line is imported and prepared here, off the clock.
-            nonlocal renderer
-            if renderer is not None or (not render and self.plan is not self.planning.EMPTY):
-                return
-            from . import render_report, report  # noqa: F401  (used after the build)
-
-            if not self.early and self.plan is self.planning.EMPTY:
-                self.plan = self.planning.make(self.cmd)
-            if self.hooks.on_start is not None:
-                self.hooks.on_start(self.plan)
-                self.hooks = self.hooks._replace(on_start=None)
-            if render:
-                # The deploy image's build after every stage passed is one line, not every stage "waiting" again.
-                single = f'deploy image "{self.plan.deploy.key}"' if self.finalizing and self.plan.deploy else None
-                renderer = make_renderer(self.mode, err, masker, model, [s.key for s in self.plan.closure],
-                                         self.hooks.baseline, single)
+        model: BuildModel | None = None
+        renderer: Renderer | None = None
+        splitters: list[StreamSplitter] = []
 
         def feed(items: list[dict[str, object] | str]) -> None:
+            assert model is not None
             for item in items:
                 ups = model.apply_text(item) if isinstance(item, str) else model.apply(item)
                 if renderer is not None:
                     for u in ups:
                         renderer.update(u)
 
+        def spawned() -> Callable[[str], None]:
+            # Runs once buildx runs (its CLI takes >100 ms before the first event): the stream's parser, the
+            # plan and the renderer are made here, and what the build's end needs is imported, off the clock.
+            nonlocal model, renderer
+            from .progress import BuildModel, StreamSplitter
+
+            if model is None:
+                model = BuildModel()
+                renderer = self._prepare(model, render)
+            # A session per stage: a step shared with an earlier session is a step of its own here (built
+            # there, cached here), as bake's copies of a shared step are.
+            model.session = f"{len(splitters)}:" if splitters else ""
+            splitter = StreamSplitter()
+            splitters.append(splitter)
+
+            def on_output(chunk: str) -> None:
+                if passthrough:
+                    err.write(masker.text(chunk))
+                feed(splitter.feed(chunk))
+
+            return on_output
+
         result = process.BuildResult(0)
         try:
-            for n, inv in enumerate(invocations):
-                splitter = StreamSplitter()
-                # A session per stage: a step shared with an earlier session is a step of its own here
-                # (built there, cached here), as bake's copies of a shared step are.
-                model.session = f"{n}:" if n else ""
-
-                def on_output(chunk: str, splitter: StreamSplitter = splitter) -> None:
-                    if passthrough:
-                        err.write(masker.text(chunk))
-                    feed(splitter.feed(chunk))
-
+            for inv in invocations:
                 stdin = self._stdin()
                 try:
-                    result = process.run_build(inv.args, on_output, masker=masker, subcommand=inv.subcommand,
-                                               on_spawn=spawned, stdin=stdin)
+                    result = process.run_build(inv.args, spawned, masker=masker, subcommand=inv.subcommand,
+                                               stdin=stdin)
                 finally:
                     if stdin is not None:
                         stdin.close()
-                feed(splitter.close())
-                model.unread += splitter.unread
+                feed(splitters[-1].close())
+                assert model is not None
+                model.unread += splitters[-1].unread
                 if result.exit_code != 0 or result.signal is not None:
                     break  # the stages after a failed one are not built (skipped in the report)
+            assert model is not None
             model.finish_logs()
             if render and self.mode != "rawjson":
                 from .report import progress_unreadable
@@ -481,6 +479,23 @@ class _Build:
             if renderer is not None:
                 renderer.close()
         return _Attempt(result, model, invocations[-1].iidfile)
+
+    def _prepare(self, model: BuildModel, render: bool) -> Renderer | None:
+        """The first time buildx runs: the plan (when it was not needed to compose the command line), the
+        history's start, the modules the build's end needs; and this attempt's renderer."""
+        from . import files, overhead, render_report, report  # noqa: F401  (used after the build)
+
+        if not self.early and self.plan is self.planning.EMPTY:
+            self.plan = self.planning.make(self.cmd)
+        if self.hooks.on_start is not None:
+            self.hooks.on_start(self.plan)
+            self.hooks = self.hooks._replace(on_start=None)
+        if not render:
+            return None
+        # The deploy image's build after every stage passed is one line, not every stage "waiting" again.
+        single = f'deploy image "{self.plan.deploy.key}"' if self.finalizing and self.plan.deploy else None
+        return make_renderer(self.mode, self.err, self.masker, model, [s.key for s in self.plan.closure],
+                             self.hooks.baseline, single)
 
     def _stdin(self) -> IO[bytes] | None:
         """A fresh read of stdin for each attempt when the context or Dockerfile comes from it (`-`):
@@ -686,13 +701,13 @@ class _Build:
 
     def _after_cache_trouble(self, a: _Attempt) -> _Attempt:
         """A builder that cannot export cache, or an export that failed, need not fail a good build."""
-        from . import cache as cachemod
-
         if a.result.exit_code == 0 or a.result.signal is not None:
             return a
         wants_export = self.cache is not None or self.cmd.has("cache-to")
         if not wants_export:
             return a
+        from . import cache as cachemod
+
         text = "\n".join(a.model.text)
         required = self.cmd.flag("cache-required")
         if cachemod.EXPORT_UNSUPPORTED.search(text) and not any(not s.internal for s in a.model.steps.values()):

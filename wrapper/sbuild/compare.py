@@ -3,7 +3,6 @@ reports in, a report or a JSON-able diff out."""
 
 from __future__ import annotations
 
-import dataclasses
 import re
 from typing import Any
 
@@ -39,7 +38,7 @@ def apply_baseline(report: Report, baseline: dict[str, Any] | None, source: str 
             continue
         bd = float(b["duration_s"])
         delta = round(s.duration_s - bd, 3)
-        stages.append(dataclasses.replace(s, baseline_duration_s=bd, delta_s=delta))
+        stages.append(s._replace(baseline_duration_s=bd, delta_s=delta))
         if is_regression(s.duration_s, bd):
             regressions.append(s.name)
     img = None
@@ -47,7 +46,7 @@ def apply_baseline(report: Report, baseline: dict[str, Any] | None, source: str 
         base_size = ((baseline or {}).get("image") or {}).get("size")
         img = {"digest": image.digest, "size": image.size, "layers": image.layers, "baseline_size": base_size,
                "size_delta": image.size - base_size if image.size is not None and base_size is not None else None}
-    return dataclasses.replace(report, stages=tuple(stages), id=build_id, regressions=tuple(regressions),
+    return report._replace(stages=tuple(stages), id=build_id, regressions=tuple(regressions),
                                baseline=baseline_ref(baseline, source or "local") if baseline else None, image=img)
 
 

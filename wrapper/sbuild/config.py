@@ -19,9 +19,14 @@
 from __future__ import annotations
 
 import os
-from typing import Any, NamedTuple
 
+from ._tuple import TYPE_CHECKING
 from .errors import UsageError
+
+if TYPE_CHECKING:
+    from typing import Any, NamedTuple
+else:
+    from ._tuple import NamedTuple
 
 # key -> (type, the build flag it stands for)
 SCHEMA: dict[str, tuple[type | tuple[type, ...], str | None]] = {

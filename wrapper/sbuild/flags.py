@@ -12,15 +12,18 @@ lists) are what scripts written for docker rely on.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Literal, NamedTuple
-
+from ._tuple import TYPE_CHECKING
 from .errors import BuildxError, BuildxUsageError, UsageError
 
 if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable
+    from typing import Literal, NamedTuple
+
     from .installed import Buildx
 
-Kind = Literal["bool", "string", "array", "list"]  # list = pflag "strings" (comma-separated, repeatable)
+    Kind = Literal["bool", "string", "array", "list"]  # list = pflag "strings" (comma-separated, repeatable)
+else:
+    from ._tuple import NamedTuple
 
 
 class Flag(NamedTuple):

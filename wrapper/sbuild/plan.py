@@ -9,13 +9,17 @@ Pure apart from reading the Dockerfile.
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Any, NamedTuple
 
+from ._tuple import TYPE_CHECKING
 from .errors import DockerfileError, UsageError
 from .flags import BuildCommand, build_arg_map
 
 if TYPE_CHECKING:  # stages (and BuildKit's parser) load only when a Dockerfile is read
+    from typing import Any, NamedTuple
+
     from .stages import Stage, StageGraph
+else:
+    from ._tuple import NamedTuple
 
 # buildx build flags that bake 0.13 cannot set per target.
 _NOT_IN_BAKE = ("add-host", "network", "cgroup-parent", "allow")

@@ -8,19 +8,20 @@ buildx plugin process (a child of `docker`) is never left behind.
 
 from __future__ import annotations
 
+import _signal  # type: ignore[import-not-found]  # no stub; see _RESTORED
 import codecs
-import contextlib
 import os
-import re
-import shlex
-import signal
-import subprocess
 import sys
-from collections.abc import Callable, Sequence
-from typing import IO, NamedTuple
 
+from ._tuple import TYPE_CHECKING
 from .errors import BuildxMissing, DaemonUnreachable, DockerNotFound, SbuildError
 from .mask import Masker
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+    from typing import IO, NamedTuple
+else:
+    from ._tuple import NamedTuple
 
 
 def debug(msg: str) -> None:
@@ -39,10 +40,10 @@ def which(name: str) -> str | None:
 
 CANCEL_GRACE_S = 10.0  # after a forwarded signal, how long buildx gets to cancel the solve
 
-_BUILDX_MISSING = re.compile(r"'buildx' is not a docker command|unknown command: docker buildx|"
-                             r"docker: unknown command.*buildx")
-_DAEMON_DOWN = re.compile(r"Cannot connect to the Docker daemon|error during connect|"
-                          r"dial unix [^:]+: connect: (no such file|connection refused|permission denied)")
+_BUILDX_MISSING = (r"'buildx' is not a docker command|unknown command: docker buildx|"
+                   r"docker: unknown command.*buildx")
+_DAEMON_DOWN = (r"Cannot connect to the Docker daemon|error during connect|"
+                r"dial unix [^:]+: connect: (no such file|connection refused|permission denied)")
 
 
 def docker_bin() -> str:
@@ -64,10 +65,12 @@ class BuildResult(NamedTuple):
 
 def diagnose(exit_code: int, text: str) -> SbuildError | None:
     """Turn what a failed docker call printed into a typed error, for failures that are not the build's."""
-    if _BUILDX_MISSING.search(text):
+    import re
+
+    if re.search(_BUILDX_MISSING, text):
         return BuildxMissing("docker buildx plugin not found: install it (docker-buildx package, "
                              "or run scripts/setup-engine)", evidence=text)
-    if _DAEMON_DOWN.search(text):
+    if re.search(_DAEMON_DOWN, text):
         addr = _daemon_address()
         how = "DOCKER_HOST" if os.environ.get("DOCKER_HOST") else "the default socket"
         return DaemonUnreachable(f"cannot reach the Docker daemon at {addr} ({how}): is dockerd running? "
@@ -77,78 +80,130 @@ def diagnose(exit_code: int, text: str) -> SbuildError | None:
 
 def run_build(
     args: Sequence[str],
-    on_output: Callable[[str], None],
+    on_spawn: Callable[[], Callable[[str], None]],
     *,
     masker: Masker,
     stdin: IO[bytes] | int | None = None,
     env: dict[str, str] | None = None,
     subcommand: Sequence[str] = ("buildx", "build"),
-    on_spawn: Callable[[], None] | None = None,
 ) -> BuildResult:
-    """Run `docker buildx build ARGS` (or another buildx subcommand) streaming stderr to on_output."""
+    """Run `docker buildx build ARGS` (or another buildx subcommand), its stderr streamed to a callback.
+
+    on_spawn is called once buildx runs and returns that callback: what only reading the stream needs
+    (the stream parser, the renderer) is made there, overlapping buildx's own start-up.
+
+    Spawned with posix_spawn rather than subprocess: subprocess (with locale, selectors, signal's enums)
+    costs ~12 ms to import, paid before buildx could start; `signal` is imported once buildx runs."""
     cmd = [docker_bin(), *subcommand, *args]
-    debug("run: " + masker.text(shlex.join(cmd)))
+    if os.environ.get("SBUILD_LOG"):
+        debug("run: " + masker.text(_join(cmd)))
+    r, w = os.pipe()  # both ends close-on-exec; the child gets w as its stderr through dup2
+    actions = [(os.POSIX_SPAWN_DUP2, w, 2)]
+    if stdin is not None:
+        actions.append((os.POSIX_SPAWN_DUP2, stdin if isinstance(stdin, int) else stdin.fileno(), 0))
     try:
-        proc = subprocess.Popen(cmd, stdin=stdin, stderr=subprocess.PIPE, env=env, start_new_session=True)
+        # setsid: its own process group, so a signal reaches the buildx plugin (docker's child) too.
+        pid = os.posix_spawn(cmd[0], cmd, os.environ if env is None else env, file_actions=actions, setsid=True,
+                             setsigdef=_RESTORED)
     except OSError as e:
+        os.close(r)
         raise DockerNotFound(f"cannot run {cmd[0]}: {e.strerror}") from e
+    finally:
+        os.close(w)
     received: list[int] = []
-
-    def forward(signum: int, _frame: object) -> None:
-        received.append(signum)
-        _signal_group(proc, signum)
-
-    old = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
-    assert proc.stderr is not None
-    fd = proc.stderr.fileno()
+    old: dict[int, object] = {}
     decoder = codecs.getincrementaldecoder("utf-8")("replace")
     try:
-        if on_spawn is not None:
-            on_spawn()  # work that can overlap buildx's own start-up
+        import signal
+
+        def forward(signum: int, _frame: object) -> None:
+            received.append(signum)
+            _signal_group(pid, signum)
+
+        old = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
+        on_output = on_spawn()
         while True:
-            chunk = os.read(fd, 1 << 16)  # EINTR is retried by Python after `forward` ran
+            chunk = os.read(r, 1 << 16)  # EINTR is retried by Python after `forward` ran
             if not chunk:
                 break
             on_output(decoder.decode(chunk))
         tail = decoder.decode(b"", final=True)
         if tail:
             on_output(tail)
-        code = _wait(proc, received)
+        code = _wait(pid, received)
     except BaseException:
-        # Anything going wrong in sbuild itself must not leave buildx running.
-        _signal_group(proc, signal.SIGTERM)
-        _wait(proc, [signal.SIGTERM])
+        # Anything going wrong in sbuild itself (Ctrl-C before the handlers were in place included) must
+        # not leave buildx running.
+        _signal_group(pid, 15)  # SIGTERM
+        _wait(pid, [15])
         raise
     finally:
-        proc.stderr.close()
-        for s, h in old.items():
-            signal.signal(s, h)
+        os.close(r)
+        if old:
+            import signal
+
+            for s, h in old.items():
+                signal.signal(s, h)  # type: ignore[arg-type]
     if received:
         return BuildResult(code, received[0])
     return BuildResult(code)
 
 
-def _signal_group(proc: subprocess.Popen[bytes], signum: int) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(proc.pid, signum)
+# What subprocess's restore_signals gives a child: Python ignores SIGPIPE and SIGXFSZ, a child must not.
+# From _signal (the C module, loaded at interpreter start): `signal` costs ~4 ms of enums before buildx runs.
+_RESTORED = (_signal.SIGPIPE, _signal.SIGXFSZ)
 
 
-def _wait(proc: subprocess.Popen[bytes], received: list[int]) -> int:
-    if not received:
-        return proc.wait()
+def _join(cmd: Sequence[str]) -> str:
+    import shlex
+
+    return shlex.join(cmd)
+
+
+def _signal_group(pid: int, signum: int) -> None:
     try:
-        return proc.wait(timeout=CANCEL_GRACE_S)
-    except subprocess.TimeoutExpired:
-        sys.stderr.write(f"sbuild: buildx did not stop within {CANCEL_GRACE_S:.0f} s of "
-                         f"{signal.Signals(received[0]).name}; killing it\n")
-        _signal_group(proc, signal.SIGKILL)
-        return proc.wait()
+        os.killpg(pid, signum)
+    except (ProcessLookupError, PermissionError):  # gone already (contextlib: ~1 ms at start-up, for this)
+        return
+
+
+def _wait(pid: int, received: list[int]) -> int:
+    """The child's exit code (-N when a signal ended it, as subprocess says). After a forwarded signal, buildx
+    gets CANCEL_GRACE_S to cancel the solve, then its group is killed."""
+    code = _reap(pid, CANCEL_GRACE_S if received else None)
+    if code is not None:
+        return code
+    import signal
+
+    sys.stderr.write(f"sbuild: buildx did not stop within {CANCEL_GRACE_S:.0f} s of "
+                     f"{signal.Signals(received[0]).name}; killing it\n")
+    _signal_group(pid, signal.SIGKILL)
+    return _reap(pid, None) or 0
+
+
+def _reap(pid: int, timeout: float | None) -> int | None:
+    """waitpid; with a timeout, None when the child is still running at its end."""
+    import time
+
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        try:
+            done, status = os.waitpid(pid, 0 if deadline is None else os.WNOHANG)
+        except ChildProcessError:
+            return 0  # reaped already (cannot happen unless someone else waits for it)
+        if done:
+            return os.waitstatus_to_exitcode(status)
+        if deadline is not None and time.monotonic() >= deadline:
+            return None
+        time.sleep(0.05)
 
 
 def capture(args: Sequence[str], *, env: dict[str, str] | None = None, timeout: float = 30) -> str:
     """`docker ARGS`: its stdout ("" when it fails; what it said goes to the debug log)."""
+    import subprocess
+
     cmd = [docker_bin(), *args]
-    debug("run: " + shlex.join(cmd))
+    debug("run: " + _join(cmd))
     try:
         cp = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
                             env={**os.environ, **env} if env else None)
@@ -164,6 +219,7 @@ def capture(args: Sequence[str], *, env: dict[str, str] | None = None, timeout: 
 def credential_helper(helper: str, server: str) -> tuple[str, str] | None:
     """(user, secret) from `docker-credential-HELPER get`, as the docker CLI asks it; None if it has none."""
     import json
+    import subprocess
 
     exe = which(f"docker-credential-{helper}")
     if exe is None:
@@ -184,8 +240,10 @@ def git(args: Sequence[str], cwd: str) -> str | None:
     exe = which("git")
     if exe is None:
         return None
+    import subprocess
+
     cmd = [exe, *args]
-    debug("run: " + shlex.join(cmd))
+    debug("run: " + _join(cmd))
     try:
         cp = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=10)
     except (OSError, subprocess.TimeoutExpired):

@@ -12,20 +12,23 @@ is masked as every other output; a remote URL loses its credentials.
 from __future__ import annotations
 
 import os
-import re
-import threading
 import time
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, NamedTuple
 
+from ._tuple import TYPE_CHECKING
 from .mask import is_secret_name
 
 if TYPE_CHECKING:
+    import threading
+    from collections.abc import Callable
+    from typing import Any, NamedTuple
+
     from .build import BuildOutcome
     from .flags import BuildCommand
     from .history import Store
     from .plan import Plan
     from .report import Report
+else:
+    from ._tuple import NamedTuple
 
 RECORD_SCHEMA = 1
 JOIN_TIMEOUT_S = 120.0  # hashing a context beside a build that ended first: bounded, never forever
@@ -55,13 +58,15 @@ class Image(NamedTuple):
     layers: int | None
 
 
-_SCP = re.compile(r"^(?:[\w.-]+@)?(?P<host>[\w.-]+):(?!//)(?P<path>.+)$")
+_SCP = r"^(?:[\w.-]+@)?(?P<host>[\w.-]+):(?!//)(?P<path>.+)$"
 
 
 def normalize_remote(url: str) -> str:
     """git@github.com:Org/Repo.git, https://user:tok@github.com/Org/Repo -> github.com/Org/Repo."""
     url = url.strip()
-    m = _SCP.match(url) if "://" not in url else None
+    import re
+
+    m = re.match(_SCP, url) if "://" not in url else None
     if m:
         host, path = m.group("host"), m.group("path")
     else:
@@ -122,9 +127,7 @@ def _iso(t: float) -> str:
 
 
 def new_id() -> str:
-    import secrets
-
-    return secrets.token_hex(6)
+    return os.urandom(6).hex()  # what secrets.token_hex does, without importing random (~1.5 ms)
 
 
 def make_record(*, build_id: str, report: dict[str, Any], project: Project, git: GitState, builder: Builder,
@@ -256,6 +259,17 @@ def local_facts(cmd: BuildCommand) -> tuple[Project, GitState]:
                              os.environ.get("SBUILD_SHA") or commit, dirty)
 
 
+def _yield_cpu() -> None:
+    """The calling thread (and the git it runs) yields the CPU to buildx and the engine: on a small machine
+    the history's work would otherwise lengthen the build it describes. Linux sets niceness per thread."""
+    import threading
+
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
+    except (OSError, AttributeError):  # elsewhere: the thread runs at the build's priority
+        return
+
+
 class Recorder:
     """Gathers a build's facts beside it and saves its record after it.
 
@@ -289,10 +303,13 @@ class Recorder:
             return
         self.stages = stage_set(self.cmd, plan)
         self.plan = plan
+        import threading
+
         self.thread = threading.Thread(target=self._gather, name="sbuild-record", daemon=True)
         self.thread.start()
 
     def _gather(self) -> None:
+        _yield_cpu()
         try:
             self._facts()
             if self.store is None and (self.save or self.auto_baseline):
@@ -309,6 +326,7 @@ class Recorder:
                 self.baseline = self._find_baseline()
             if self.save:
                 self._fingerprint()
+            from . import compare, explain  # noqa: F401  (finish() needs them: imported here, off the clock)
         except Exception as e:
             self.warnings.append(f"history: {e}")
 
@@ -465,8 +483,6 @@ class Recorder:
     def _explain(self, report: Report, outcome: BuildOutcome, base: tuple[dict[str, Any], str] | None,
                  builder: Builder, platforms: list[str]) -> Report:
         """Each stage's `why` (explain.py), against the baseline's fingerprints."""
-        import dataclasses
-
         from .explain import Facts, Side, explain
 
         cmd = self.cmd
@@ -495,8 +511,7 @@ class Recorder:
 
         order = [s.key for s in self.plan.graph.stages] if self.plan and self.plan.graph else None
         whys = explain(list(report.stages), now, then, facts, now_listing, base_listing, order)
-        return dataclasses.replace(report, stages=tuple(dataclasses.replace(s, why=whys.get(s.name))
-                                                        for s in report.stages))
+        return report._replace(stages=tuple(s._replace(why=whys.get(s.name)) for s in report.stages))
 
 
 def machine_key(where: str) -> str | None:
@@ -509,8 +524,6 @@ def machine_key(where: str) -> str | None:
         pass
     except OSError:
         return None
-    import secrets
-
     try:
         os.makedirs(where, exist_ok=True)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -518,7 +531,7 @@ def machine_key(where: str) -> str | None:
         return machine_key(where)
     except OSError:
         return None
-    key = secrets.token_hex(32)
+    key = os.urandom(32).hex()  # secrets.token_hex(32)
     with os.fdopen(fd, "w") as f:
         f.write(key)
     return key

@@ -8,8 +8,7 @@ several targets is reported once per target (`[target stage i/n]`); those copies
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from .progress import BuildModel, Step
 
@@ -20,18 +19,16 @@ OUTPUT_TAIL = 20  # lines of the failing step's output kept in the report
 STATUSES = ("built", "cached", "failed", "canceled", "skipped", "unknown")  # unknown: progress unreadable
 
 
-@dataclass(frozen=True)
-class StepReport:
+class StepReport(NamedTuple):
     name: str  # BuildKit's vertex name, e.g. "[test 2/2] RUN sh tests/run.sh"
-    index: int
+    index: int  # type: ignore[assignment]  # shadows tuple.index, which no one calls; the JSON key stays
     started_s: float | None  # seconds since the build started
     duration_s: float
     cached: bool
     error: str | None = None
 
 
-@dataclass(frozen=True)
-class PlatformReport:
+class PlatformReport(NamedTuple):
     """One platform's part of a stage, when several were built."""
 
     platform: str
@@ -42,8 +39,7 @@ class PlatformReport:
     first_miss: str | None
 
 
-@dataclass(frozen=True)
-class StageReport:
+class StageReport(NamedTuple):
     name: str
     status: str  # built | cached | failed | canceled | skipped | unknown
     steps: int
@@ -58,8 +54,7 @@ class StageReport:
     why: dict[str, Any] | None = None  # the first missed step's cause (explain.py); None: every step cached
 
 
-@dataclass(frozen=True)
-class Failure:
+class Failure(NamedTuple):
     stage: str | None
     step: str
     error: str
@@ -67,16 +62,14 @@ class Failure:
     output: tuple[str, ...]  # last lines of the failing step's output
 
 
-@dataclass(frozen=True)
-class OverheadReport:
+class OverheadReport(NamedTuple):
     category: str  # overhead.CATEGORIES
     duration_s: float  # busy time: the union of its steps' intervals
     steps: int
     bytes: int | None = None  # what BuildKit reported transferring, where it does
 
 
-@dataclass(frozen=True)
-class CacheSummary:
+class CacheSummary(NamedTuple):
     steps: int
     cached_steps: int
     hit_ratio: float | None
@@ -85,8 +78,7 @@ class CacheSummary:
     export_errors: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True)
-class Report:
+class Report(NamedTuple):
     status: str  # success | failed | canceled
     exit_code: int
     duration_s: float
@@ -100,7 +92,7 @@ class Report:
     warnings: tuple[str, ...] = ()
     retries: tuple[dict[str, Any], ...] = ()
     schema_version: int = SCHEMA_VERSION
-    notes: tuple[str, ...] = field(default=())
+    notes: tuple[str, ...] = ()
     progress: str = "ok"  # "unreadable": sbuild could not read buildx's progress stream; stages are unknown
     retry_stop: str | None = None  # why retrying ended: succeeded|count|timeout|permanent|cap; None: interrupted
     overhead: tuple[OverheadReport, ...] = ()  # time outside the stages, by category
@@ -111,7 +103,7 @@ class Report:
     image: dict[str, Any] | None = None  # the deploy image: {digest, size, layers, baseline_size, size_delta}
 
     def to_json(self) -> dict[str, Any]:
-        d = asdict(self)
+        d = _plain(self)
         d["cache"]["imported_from"] = list(self.cache.imported_from)
         d["cache"]["exported_to"] = list(self.cache.exported_to)
         d["cache"]["export_errors"] = list(self.cache.export_errors)
@@ -129,6 +121,17 @@ class Report:
     @property
     def largest_overhead(self) -> OverheadReport | None:
         return max(self.overhead, key=lambda o: o.duration_s, default=None)
+
+
+def _plain(x: Any) -> Any:
+    """A report as JSON-ready dicts and lists (a record's own dicts, e.g. why and baseline, copied)."""
+    if hasattr(x, "_asdict"):
+        return {k: _plain(v) for k, v in x._asdict().items()}
+    if isinstance(x, (tuple, list)):
+        return [_plain(v) for v in x]
+    if isinstance(x, dict):
+        return {k: _plain(v) for k, v in x.items()}
+    return x
 
 
 def _r(x: float) -> float:

@@ -8,17 +8,27 @@ from __future__ import annotations
 import os
 import time
 
+from ._tuple import TYPE_CHECKING
 from .errors import BuildxError, UsageError
 from .flags import BuildCommand
+
+if TYPE_CHECKING:
+    from .installed import Buildx
+
+
+def _buildx() -> Buildx:
+    # installed.py (json, re) loads only for a command line that needs the installed buildx's flag set.
+    from .installed import buildx
+
+    return buildx()
 
 
 def resolve(argv: list[str]) -> tuple[BuildCommand, list[str]]:
     """The command line with the project config applied (flags override it), tag rules expanded, and
     every tag checked against Docker's reference grammar before anything runs. Returns notes to show."""
     from . import flags
-    from .installed import buildx
 
-    cmd = flags.parse(argv, buildx)
+    cmd = flags.parse(argv, _buildx)
     notes: list[str] = []
     if cmd.flag("help"):
         return cmd, notes
@@ -50,7 +60,7 @@ def resolve(argv: list[str]) -> tuple[BuildCommand, list[str]]:
                     raise UsageError(f"{cfg.path}: tags: {e.message}") from None
             extra += [f"--tag={r}" for r in refs]
         if extra:
-            cmd = flags.parse(extra + argv, buildx)
+            cmd = flags.parse(extra + argv, _buildx)
     for value in (v for f, v in cmd.options if f.name == "stage"):  # as given: values() drops empty items
         if any(not n.strip() for n in value.split(",")):
             raise UsageError(f'--stage "{value}": an empty stage name: give names separated by commas '

@@ -3,13 +3,15 @@ classifier loads only after a failure)."""
 
 from __future__ import annotations
 
-import re
-from typing import TYPE_CHECKING, NamedTuple
-
+from ._tuple import TYPE_CHECKING
 from .errors import UsageError
 
 if TYPE_CHECKING:
+    from typing import NamedTuple
+
     from .retry import FailureClass
+else:
+    from ._tuple import NamedTuple
 
 STOPS = ("succeeded", "count", "timeout", "permanent", "cap")  # why retrying ended (report: retry_stop)
 
@@ -34,7 +36,7 @@ def stop_reason(failure: FailureClass | None, attempt: int, policy: Policy) -> s
     return None
 
 
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)")
+_DURATION = r"(\d+(?:\.\d+)?)(ms|s|m|h)"
 
 
 def parse_duration(text: str, what: str) -> float:
@@ -43,7 +45,9 @@ def parse_duration(text: str, what: str) -> float:
     try:
         seconds = float(t)
     except ValueError:
-        parts = _DURATION.findall(t)
+        import re
+
+        parts = re.findall(_DURATION, t)
         if not parts or "".join(n + u for n, u in parts) != t:
             raise UsageError(f'invalid {what} "{text}": give a duration such as 90s, 10m or 1h30m') from None
         seconds = sum(float(n) * {"ms": 0.001, "s": 1, "m": 60, "h": 3600}[u] for n, u in parts)

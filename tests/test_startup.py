@@ -1,0 +1,103 @@
+"""sbuild's start-up path: what is imported before buildx is spawned, and the NamedTuple that keeps
+`typing` off it. Every millisecond before the spawn is added to every build (scripts/bench-overhead)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import typing
+from pathlib import Path
+
+import pytest
+
+from sbuild import _tuple
+
+from .helpers import PIPELINE
+
+# Each costs milliseconds to import on this path (typing ~10, subprocess ~12 with locale and selectors,
+# json and re ~8, dataclasses ~8 with inspect, sqlite3, hashlib); none is needed to compose the command line.
+HEAVY = ("typing", "re", "json", "subprocess", "signal", "threading", "dataclasses", "inspect", "sqlite3",
+         "hashlib", "shutil", "tempfile", "dockerfile", "sbuild.progress", "sbuild.stages", "sbuild.report")
+
+# Runs sbuild in a fresh interpreter; at the first posix_spawn it prints the modules loaded, then lets
+# the spawn of the (fake) docker go on.
+PROBE = """
+import os, sys
+spawn = os.posix_spawn
+def probe(*a, **k):
+    if not getattr(probe, "done", False):
+        probe.done = True
+        modules = sorted(sys.modules)
+        import json
+        print(json.dumps({"argv": list(a[1]), "modules": modules}), file=sys.__stdout__, flush=True)
+    return spawn(*a, **k)
+os.posix_spawn = probe
+from sbuild.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def _loaded_at_spawn(args: list[str], cwd: Path) -> tuple[list[str], set[str]]:
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parent.parent / "wrapper")}
+    cp = subprocess.run([sys.executable, "-c", PROBE, *args], cwd=cwd, env=env, capture_output=True, text=True,
+                        timeout=60)
+    first = cp.stdout.splitlines()[0]
+    got = json.loads(first)
+    return got["argv"], set(got["modules"])
+
+
+@pytest.mark.parametrize("extra", [[], ["--no-history"], ["--stage", "test"]])
+def test_nothing_heavy_is_imported_before_buildx_runs(fake, extra: list[str]) -> None:
+    fake.stream("buildx-0.13/pipeline-warm-test")
+    argv, modules = _loaded_at_spawn(["--progress=plain", *extra, str(PIPELINE)], Path.cwd())
+    assert argv[1] in ("buildx",) and "--progress=rawjson" in argv  # the spawn was buildx's
+    # (a --stage build reads the stage graph to compose bake's file: the stage reader, with its regexes and
+    # records, and BuildKit's parser load first there)
+    heavy = set(HEAVY) - ({"dockerfile", "sbuild.stages", "re", "typing"} if "--stage" in extra else set())
+    assert sorted(modules & heavy) == []
+
+
+def test_namedtuple_is_typings() -> None:
+    """_tuple.NamedTuple makes what typing.NamedTuple makes of the same class body."""
+
+    def body(base: type) -> type:
+        class Point(base):  # type: ignore[valid-type,misc]
+            """A point."""
+
+            x: int
+            y: int = 0
+            label: str = "p"
+
+            def norm(self) -> int:
+                return abs(self.x) + abs(self.y)
+
+            @property
+            def swapped(self) -> tuple[int, int]:
+                return self.y, self.x
+
+        return Point
+
+    ours, theirs = body(_tuple.NamedTuple), body(typing.NamedTuple)
+    a, b = ours(3, -4), theirs(3, -4)
+    assert a == b == (3, -4, "p")
+    assert repr(a) == repr(b) == "Point(x=3, y=-4, label='p')"
+    assert a.norm() == b.norm() == 7 and a.swapped == b.swapped == (-4, 3)
+    assert a._replace(label="q") == (3, -4, "q") and a._asdict() == b._asdict()
+    assert ours._fields == theirs._fields and ours._field_defaults == theirs._field_defaults == {"y": 0, "label": "p"}
+    assert ours.__doc__ == theirs.__doc__ == "A point."
+    assert list(ours.__annotations__) == list(theirs.__annotations__)  # (typing wraps them in ForwardRef)
+    assert isinstance(a, tuple) and not isinstance(a, _tuple.NamedTuple)
+
+
+def test_namedtuple_refuses_what_typing_refuses() -> None:
+    with pytest.raises(AttributeError, match="_replace"):
+        class Bad(_tuple.NamedTuple):
+            x: int
+
+            def _replace(self) -> None: ...
+
+    with pytest.raises(TypeError):
+        class Mixed(_tuple.NamedTuple, dict):  # type: ignore[misc]
+            x: int
