@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+import sbuild
 from sbuild import _tuple
 
 from .helpers import PIPELINE
@@ -101,3 +102,16 @@ def test_namedtuple_refuses_what_typing_refuses() -> None:
     with pytest.raises(TypeError):
         class Mixed(_tuple.NamedTuple, dict):  # type: ignore[misc]
             x: int
+
+
+@pytest.mark.parametrize("exe", ["sbuild", "sbuildctl"])
+def test_the_executables_import_only_sbuild(exe: str) -> None:
+    """bin/sbuild is sbuild's own script, not pip's entry-point wrapper, which imports `re` first."""
+    root = Path(__file__).parent.parent
+    env = {**os.environ, "PYTHONPATH": str(root / "wrapper")}
+    cp = subprocess.run([sys.executable, "-X", "importtime", str(root / "wrapper/bin" / exe), "version"
+                         if exe == "sbuildctl" else "--version"], env=env, capture_output=True, text=True, timeout=60)
+    assert cp.returncode == 0 and cp.stdout == f"sbuild {sbuild.__version__}\n"
+    imported = {line.rsplit("|", 1)[-1].strip() for line in cp.stderr.splitlines() if line.startswith("import time:")}
+    assert "sbuild.cli" in imported
+    assert sorted(imported & {"re", "typing", "subprocess", "json"}) == []
