@@ -80,6 +80,23 @@ def check_inputs(cmd: BuildCommand) -> None:
 SBUILD_FILES = ("report", "summary", "trace", "html")  # sbuild's own output files
 
 
+def make_tmpdir() -> str:
+    """A private directory, as tempfile.mkdtemp makes it (mode 0700, a random name in $TMPDIR), without
+    importing tempfile (~6 ms with random and shutil) before buildx starts."""
+    base = os.environ.get("TMPDIR") or "/tmp"
+    if not os.path.isdir(base) or not os.access(base, os.W_OK):
+        import tempfile  # tempfile's own search of the other candidates
+
+        return tempfile.mkdtemp(prefix="sbuild-")
+    while True:
+        path = os.path.join(base, "sbuild-" + os.urandom(6).hex())
+        try:
+            os.mkdir(path, 0o700)
+            return path
+        except FileExistsError:
+            continue
+
+
 def _nearest(path: str) -> str:
     """The nearest ancestor of path that exists."""
     d = os.path.dirname(os.path.abspath(path))
@@ -254,9 +271,7 @@ class _Build:
 
     def tmp(self, name: str) -> str:
         if self.tmpdir is None:
-            import tempfile
-
-            self.tmpdir = tempfile.mkdtemp(prefix="sbuild-")
+            self.tmpdir = make_tmpdir()
         return os.path.join(self.tmpdir, name)
 
     # -- what to run ---------------------------------------------------------------------------
@@ -553,6 +568,8 @@ class _Build:
         digest = exported_digest(session.model)
         if digest is None or self.plan.deploy is None:
             return False
+        if self.hooks.on_image is not None:
+            self.hooks.on_image(digest)  # the history may ask the engine about it while it tags
         t0 = time.time()
         for ref in self.cmd.values("tag"):
             if not process.engine_tag(digest, ref):
@@ -798,6 +815,7 @@ class Hooks(NamedTuple):
 
     on_start: Callable[[Plan], None] | None = None
     baseline: Callable[[], dict[str, float] | None] | None = None
+    on_image: Callable[[str], None] | None = None  # the deploy image's ID, once every stage passed
 
 
 def run(cmd: BuildCommand, *, err: TextIO | None = None, out: TextIO | None = None,

@@ -54,7 +54,7 @@ def build_main(argv: list[str]) -> int:
     from . import build
 
     recorder = _recorder(cmd)  # checks --baseline/--history-keep before anything runs
-    hooks = build.Hooks(recorder.start, recorder.baseline_times) if recorder else build.Hooks()
+    hooks = build.Hooks(recorder.start, recorder.baseline_times, recorder.deploy_image) if recorder else build.Hooks()
     outcome = build.run(cmd, notes=notes, hooks=hooks)
     if recorder is not None:
         outcome.report = _record(cmd, outcome, recorder)

@@ -23,8 +23,9 @@ CACHE_VERSION = 1
 
 # pflag's type names in a --help line -> sbuild's flag kinds.
 _KINDS = {"": "bool", "stringArray": "array", "strings": "list", "ulimit": "array"}
-_FLAG_LINE = re.compile(r"^\s+(?:-(?P<short>\w), )?--(?P<name>[a-z0-9-]+)(?: (?P<type>\w+))?(?:\s|$)")
-_VERSION = re.compile(r"\bv?(\d+)\.(\d+)(?:\.(\d+))?")
+# Compiled where used (re caches them): a build reading only the cache file never needs them.
+_FLAG_LINE = r"^\s+(?:-(?P<short>\w), )?--(?P<name>[a-z0-9-]+)(?: (?P<type>\w+))?(?:\s|$)"
+_VERSION = r"\bv?(\d+)\.(\d+)(?:\.(\d+))?"
 
 
 class Buildx(NamedTuple):
@@ -73,7 +74,7 @@ def parse_help(text: str) -> dict[str, tuple[str | None, str]]:
     """{name: (shorthand, kind)} from a cobra/pflag --help text. Pure."""
     flags: dict[str, tuple[str | None, str]] = {}
     for line in text.splitlines():
-        m = _FLAG_LINE.match(line)
+        m = re.match(_FLAG_LINE, line)
         if m and m.group("name") != "help":
             flags[m.group("name")] = (m.group("short"), _KINDS.get(m.group("type") or "", "string"))
     return flags
@@ -81,7 +82,7 @@ def parse_help(text: str) -> dict[str, tuple[str | None, str]]:
 
 def parse_version(text: str) -> tuple[int, int, int]:
     """(0, 29, 1) from "github.com/docker/buildx 0.29.1+ds1 0.29.1+ds1-4" (or "v0.13.1 abc123"). Pure."""
-    m = _VERSION.search(text.split(None, 1)[1] if " " in text.strip() else text)
+    m = re.search(_VERSION, text.split(None, 1)[1] if " " in text.strip() else text)
     if m is None:
         return (0, 0, 0)
     return (int(m.group(1)), int(m.group(2)), int(m.group(3) or 0))

@@ -308,6 +308,13 @@ class Recorder:
         self.thread = threading.Thread(target=self._gather, name="sbuild-record", daemon=True)
         self.thread.start()
 
+    def deploy_image(self, image_id: str) -> None:
+        """The deploy image, unnamed in the engine, is about to be tagged: ask the engine for its size and
+        layers (image_facts) at the same time rather than after."""
+        from .process import engine_json_soon
+
+        engine_json_soon(f"/images/{image_id}/json")
+
     def _gather(self) -> None:
         _yield_cpu()
         try:

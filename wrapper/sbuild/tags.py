@@ -19,12 +19,12 @@ import re
 from collections.abc import Mapping
 from typing import NamedTuple
 
-from .cache import tag_safe
 from .errors import UsageError
 
-_SEMVER = re.compile(r"^v?(?P<major>0|[1-9]\d*)\.(?P<minor>0|[1-9]\d*)\.(?P<patch>0|[1-9]\d*)"
-                     r"(?:-(?P<pre>[0-9A-Za-z.-]+))?(?:\+[0-9A-Za-z.-]+)?$")
-_PLACEHOLDER = re.compile(r"\{([a-z_]+(?:\.[A-Za-z_][A-Za-z0-9_]*)?)\}")
+# Compiled where used: checking a -t loads this module, expanding tag rules is rarer.
+_SEMVER = (r"^v?(?P<major>0|[1-9]\d*)\.(?P<minor>0|[1-9]\d*)\.(?P<patch>0|[1-9]\d*)"
+           r"(?:-(?P<pre>[0-9A-Za-z.-]+))?(?:\+[0-9A-Za-z.-]+)?$")
+_PLACEHOLDER = r"\{([a-z_]+(?:\.[A-Za-z_][A-Za-z0-9_]*)?)\}"
 
 # Docker's reference grammar (distribution/reference)
 _DOMAIN_COMPONENT = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
@@ -64,7 +64,7 @@ def check_reference(ref: str) -> None:
 
 
 def semver(tags: tuple[str, ...]) -> re.Match[str] | None:
-    found = [m for m in (_SEMVER.match(t) for t in tags) if m]
+    found = [m for m in (re.match(_SEMVER, t) for t in tags) if m]
     if not found:
         return None
 
@@ -90,6 +90,8 @@ def _substitute(m: re.Match[str], *, rule: str, values: Mapping[str, str | None]
 def expand(rules: list[str], image: str, facts: GitFacts, env: Mapping[str, str],
            today: str) -> tuple[list[str], list[str]]:
     """(references, notes on the rules that were skipped)."""
+    from .cache import tag_safe
+
     sv = semver(facts.tags)
     values: dict[str, str | None] = {
         "sha": facts.sha,
@@ -116,7 +118,7 @@ def expand(rules: list[str], image: str, facts: GitFacts, env: Mapping[str, str]
                              "nor at a release tag")
             continue
         missing: list[str] = []
-        tag = _PLACEHOLDER.sub(functools.partial(_substitute, rule=rule, values=values, env=env, missing=missing),
+        tag = re.sub(_PLACEHOLDER, functools.partial(_substitute, rule=rule, values=values, env=env, missing=missing),
                                rule)
         if missing:
             notes.append(f'tag rule "{rule}" skipped: no {", ".join(missing)} here')
