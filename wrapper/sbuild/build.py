@@ -5,8 +5,11 @@ then, when the builder cannot export cache, one with import only; when only the 
 silent one without export that produces buildx's outputs (iidfile, metadata). Each attempt is a single
 BuildKit session: `buildx build`, or `buildx bake` for several stages.
 
-On every build's start-up path: imports stay light (no pathlib, tempfile, dataclasses, logging), and
-what is not needed to compose buildx's command line is prepared while buildx starts.
+`prepare` checks and resolves everything before buildx runs (the only I/O before the first attempt);
+`plan.compose` turns that into each attempt's command lines (pure); `_Build` runs them: the attempt loop,
+the cache fallbacks and the finalize step, each returning what happened (Attempts, Finalized) rather than
+setting flags. On every build's start-up path imports stay light (see DESIGN.md, "The start-up path"),
+and what is not needed to compose buildx's command line is prepared while buildx starts.
 """
 
 from __future__ import annotations
@@ -24,10 +27,10 @@ from .retry_policy import parse_duration, stop_reason
 
 if TYPE_CHECKING:
     from collections.abc import Callable
-    from typing import IO, Any, NamedTuple, Protocol, TextIO
+    from typing import IO, NamedTuple, Protocol, TextIO
 
     from .cache import CacheSettings
-    from .plan import Plan
+    from .plan import Plan, Setting
     from .progress import BuildModel, StreamSplitter, Update
     from .report import Report
     from .retry import FailureClass, Retry
@@ -80,21 +83,34 @@ def check_inputs(cmd: BuildCommand) -> None:
 SBUILD_FILES = ("report", "summary", "trace", "html")  # sbuild's own output files
 
 
-def make_tmpdir() -> str:
-    """A private directory, as tempfile.mkdtemp makes it (mode 0700, a random name in $TMPDIR), without
-    importing tempfile (~6 ms with random and shutil) before buildx starts."""
+def tmpdir_path() -> str:
+    """Where this build's own files for buildx go (a bake file, an image ID file, stdin kept for a retry): a
+    random name in $TMPDIR, made only when a file is put there (ensure_dir; tempfile, ~6 ms to import, is not
+    needed for that)."""
     base = os.environ.get("TMPDIR") or "/tmp"
-    if not os.path.isdir(base) or not os.access(base, os.W_OK):
-        import tempfile  # tempfile's own search of the other candidates
+    return os.path.join(base if os.path.isdir(base) else "/tmp", "sbuild-" + os.urandom(8).hex())
 
-        return tempfile.mkdtemp(prefix="sbuild-")
-    while True:
-        path = os.path.join(base, "sbuild-" + os.urandom(6).hex())
-        try:
-            os.mkdir(path, 0o700)
-            return path
-        except FileExistsError:
-            continue
+
+def ensure_dir(path: str) -> str:
+    """path made private (0700) if it is not there yet. A name someone else made (it is random) is refused."""
+    if not os.path.isdir(path):
+        os.mkdir(path, 0o700)
+    return path
+
+
+def remove_dir(path: str) -> None:
+    """A directory of sbuild's own files (flat: no subdirectories), if it was made."""
+    try:
+        names = os.listdir(path)
+    except OSError:
+        return
+    import contextlib  # (after the build)
+
+    for name in names:
+        with contextlib.suppress(OSError):
+            os.unlink(os.path.join(path, name))
+    with contextlib.suppress(OSError):
+        os.rmdir(path)
 
 
 def _nearest(path: str) -> str:
@@ -199,14 +215,6 @@ def make_renderer(mode: str, err: TextIO, masker: Masker, model: BuildModel, sta
     return PlainRenderer(err, masker)
 
 
-class Invocation(NamedTuple):
-    """One buildx run of an attempt."""
-
-    subcommand: tuple[str, ...]  # ("buildx", "build") or ("buildx", "bake")
-    args: list[str]
-    iidfile: str | None  # where buildx writes the image ID, when sbuild needs it
-
-
 class _Attempt:
     __slots__ = ("classified", "failure", "iidfile", "model", "result")
 
@@ -217,211 +225,220 @@ class _Attempt:
         self.classified = False
         self.failure: FailureClass | None = None
 
+    @property
+    def ok(self) -> bool:
+        return self.result.exit_code == 0 and self.result.signal is None
 
-class _Build:
-    """State shared by the attempts of one sbuild build."""
 
-    def __init__(self, cmd: BuildCommand, err: TextIO, out: TextIO, notes: list[str], hooks: Hooks) -> None:
-        from . import plan as planning
+class Attempts(NamedTuple):
+    """What the attempt loop ended with."""
 
-        self.cmd, self.err, self.out = cmd, err, out
-        self.hooks = hooks
-        self.cache_lock: int | None = None  # the shared lock on --cache-dir (cache.hold)
-        self.tag_after = False  # the deploy image is built unnamed with the stages and tagged after (_fast_finalize)
-        self.planning = planning
-        self.tmpdir: str | None = None
-        check_inputs(cmd)
-        check_outputs(cmd)
-        self.mode = progress_mode(cmd)
-        self.prints_id = prints_image_id(cmd)
-        self.policy = self._policy()  # checks --retries/--retry-* before anything runs
-        url = cmd.dockerfile_url
-        if url and planning.needs_graph_first(cmd):
-            # sbuild must read the stages: fetch the Dockerfile once and give buildx that same file, so the
-            # stage graph and the build read one text.
-            from .files import download
+    last: _Attempt
+    runs: int  # attempts run
+    retries: list[Retry]  # the retries made, with why and how long each waited
+    stop: str | None  # why retrying ended (retry_policy.STOPS); None: interrupted
 
-            path = self.tmp("Dockerfile")
-            download(url, path)
-            self.cmd = cmd = cmd.replacing("file", path)
-        self.early = planning.needs_graph_first(cmd)
-        self.plan: Plan = planning.make(cmd) if self.early else planning.EMPTY
-        self.masker = masker_for(cmd)
-        self.tag_after = self._fast_finalize()
-        self.registries: dict[str, Any] = {}  # host -> registry.Client (sbuild's own registry calls)
-        self.registry_warned = False
-        self.cache: CacheSettings | None = self._cache_settings() if self.early else None
-        self.notes: list[str] = [*notes, *self.plan.notes]
-        self.export_errors: list[str] = []
-        self.retries: list[Retry] = []
-        self.attempt_count = 0
-        self.retry_stop: str | None = None  # why retrying ended (retry_policy.STOPS); None: interrupted
-        self.finalizing = False
-        self.finalize_span: tuple[float, float, int] | None = None  # sbuild's second build: when, and its steps
-        self.copy_back: list[tuple[str, str]] = []  # (buildx's temp file, the special file it stands for)
-        self.stdin_copy: str | None = None  # stdin (context or Dockerfile), kept for further attempts
-        for note in self.notes:
-            self.say(note)
 
-    def say(self, line: str) -> None:
-        # --progress=quiet (-q) prints only what buildx prints in quiet mode: sbuild's errors, nothing else.
-        if self.mode == "quiet" and not line.startswith("error"):
-            return
-        self.err.write(f"sbuild: {self.masker.text(line)}\n")
+class Finalized(NamedTuple):
+    """How the deploy image got its name after every stage passed."""
 
-    def tmp(self, name: str) -> str:
-        if self.tmpdir is None:
-            self.tmpdir = make_tmpdir()
-        return os.path.join(self.tmpdir, name)
+    attempt: _Attempt  # the session's own attempt (named by a tag), or the second build's
+    span: tuple[float, float]  # when
+    steps: int  # the second build's steps (0: tagged in the engine)
+    attempts: Attempts | None  # the second build's attempt loop (None: tagged in the engine)
 
-    # -- what to run ---------------------------------------------------------------------------
 
-    def _cache_settings(self) -> CacheSettings | None:
-        cmd = self.cmd
-        if not (cmd.has("cache-repo") or cmd.has("cache-dir")):
-            return None
-        from . import cache, gitinfo
+class Prepared(NamedTuple):
+    """A build's inputs, checked and resolved before anything runs (prepare)."""
 
-        plan = self.plan
-        if plan.selected:
-            stages = [s.key for s in plan.selected]
-        elif cmd.value("target"):
-            stages = [str(cmd.value("target")).lower()]
-        elif plan.graph is not None:
-            stages = [plan.graph.default.key]
-        else:
-            raise UsageError("--cache-repo/--cache-dir need a Dockerfile sbuild can read, or --target")
-        where = cmd.context if os.path.isdir(cmd.context) else "."
-        cache_dir = cmd.value("cache-dir")
-        if cache_dir:  # held until this process ends: no other build removes the version it reads
-            self.cache_lock = cache.hold(os.path.abspath(cache_dir))
-        branch = cmd.value("branch") or gitinfo.current_branch(where)
-        default = cmd.value("default-branch") or gitinfo.default_branch(where)
-        return cache.settings(stages=stages, repo=cmd.value("cache-repo"), cache_dir=cmd.value("cache-dir"),
-                              branch=branch, default_branch=default, run_id=str(os.getpid()),
-                              exists=self._ref_exists)
+    setting: Setting  # what every attempt's command lines are made from (plan.compose)
+    mode: str  # the progress mode (plain, tty, quiet, rawjson)
+    policy: Policy
+    masker: Masker
+    early: bool  # the plan was needed to compose the command line (else it is read once buildx runs)
+    notes: list[str]
+    copy_back: list[tuple[str, str]]  # (buildx's temp file, the special file it stands for)
+    cache_lock: int | None  # the shared lock on --cache-dir, held until this process ends (cache.hold)
 
-    def _ref_exists(self, ref: str) -> bool | None:
+
+def prepare(cmd: BuildCommand, notes: list[str], say: Callable[[str, str, Masker], None]) -> Prepared:
+    """Everything checked and resolved before buildx runs: inputs and outputs, the progress mode, the retry
+    policy, a Dockerfile URL fetched once, the plan when the command line needs it, sbuild's cache refs,
+    whether the deploy image can be named after the session, and the temp files buildx gets."""
+    check_inputs(cmd)
+    check_outputs(cmd)
+    tmpdir = tmpdir_path()  # made when a file is first put there (ensure_dir)
+    try:
+        return _prepare(cmd, notes, say, tmpdir)
+    except BaseException:
+        remove_dir(tmpdir)  # a Dockerfile fetched before the plan failed
+        raise
+
+
+def _prepare(cmd: BuildCommand, notes: list[str], say: Callable[[str, str, Masker], None],
+             tmpdir: str) -> Prepared:
+    from . import plan as planning
+
+    mode = progress_mode(cmd)
+    policy = retry_policy(cmd)
+    url = cmd.dockerfile_url
+    if url and planning.needs_graph_first(cmd):
+        # sbuild must read the stages: fetch the Dockerfile once and give buildx that same file, so the stage
+        # graph and the build read one text.
+        from .files import download
+
+        path = os.path.join(ensure_dir(tmpdir), "Dockerfile")
+        download(url, path)
+        cmd = cmd.replacing("file", path)
+    early = planning.needs_graph_first(cmd)
+    plan = planning.make(cmd) if early else planning.EMPTY
+    masker = masker_for(cmd)
+    cache, lock = cache_settings(cmd, plan, lambda line: say(line, mode, masker)) if early else (None, None)
+    special = special_files(cmd, tmpdir)
+    prints_id = prints_image_id(cmd)
+    setting = planning.Setting(cmd, plan, cache, fast_finalize(cmd, plan, prints_id), prints_id, special, tmpdir)
+    notes = [*notes, *plan.notes]
+    for note in notes:
+        say(note, mode, masker)
+    return Prepared(setting, mode, policy, masker, early, notes,
+                    [(tmp, str(cmd.value(flag))) for flag, tmp in special.items()], lock)
+
+
+def retry_policy(cmd: BuildCommand) -> Policy:
+    """--retries/--retry-wait/--retry-max-wait/--retry-timeout, checked (exit 2 on a bad value)."""
+    from .retry_policy import Policy
+
+    def number(flag: str, default: float, kind: type = float) -> float:
+        v = cmd.value(flag)
+        if v is None:
+            return default
+        try:
+            n = kind(v)
+        except ValueError:
+            raise UsageError(f'invalid --{flag} "{v}": give a number') from None
+        if n < 0:
+            raise UsageError(f"invalid --{flag} {v}: must not be negative")
+        return float(n)
+
+    timeout = cmd.value("retry-timeout")
+    return Policy(retries=int(number("retries", 3, int)), first_wait=number("retry-wait", 5.0),
+                  max_wait=number("retry-max-wait", 60.0),
+                  timeout=parse_duration(timeout, "--retry-timeout") if timeout else None)
+
+
+def cache_settings(cmd: BuildCommand, plan: Plan,
+                   warn: Callable[[str], None]) -> tuple[CacheSettings | None, int | None]:
+    """sbuild's cache refs per stage and branch (--cache-repo/--cache-dir), which of them exist asked of the
+    registry; and the --cache-dir lock, taken (held until this process ends: no other build removes the
+    version this one reads)."""
+    if not (cmd.has("cache-repo") or cmd.has("cache-dir")):
+        return None, None
+    from . import cache, gitinfo, registry
+
+    if plan.selected:
+        stages = [s.key for s in plan.selected]
+    elif cmd.value("target"):
+        stages = [str(cmd.value("target")).lower()]
+    elif plan.graph is not None:
+        stages = [plan.graph.default.key]
+    else:
+        raise UsageError("--cache-repo/--cache-dir need a Dockerfile sbuild can read, or --target")
+    where = cmd.context if os.path.isdir(cmd.context) else "."
+    cache_dir = cmd.value("cache-dir")
+    lock = cache.hold(os.path.abspath(cache_dir)) if cache_dir else None
+    clients: dict[str, registry.Client] = {}
+    warned: list[bool] = []
+
+    def exists(ref: str) -> bool | None:
         """Whether a cache ref is in the registry (None: the registry could not say; warned once)."""
-        from . import registry
-
         r = registry.split_ref(ref)
-        client = self.registries.get(r.host)
+        client = clients.get(r.host)
         if client is None:
-            client = self.registries[r.host] = registry.Client(r.host)
+            client = clients[r.host] = registry.Client(r.host)
         try:
             return client.exists(r.repo, r.tag)
         except registry.RegistryError as e:
-            if not self.registry_warned:
-                self.registry_warned = True
-                self.say(f"warning: cannot tell which cache to import ({e}); importing the branch's")
+            if not warned:
+                warned.append(True)
+                warn(f"warning: cannot tell which cache to import ({e}); importing the branch's")
             return None
 
-    def _special_files(self) -> dict[str, str]:
-        """--iidfile/--metadata-file that name something other than a regular file (/dev/stdout, a fifo):
-        buildx writes them by rename, which would replace the device. buildx gets a temp file instead
-        ({flag: temp path}), copied there afterwards."""
-        import stat
+    branch = cmd.value("branch") or gitinfo.current_branch(where)
+    default = cmd.value("default-branch") or gitinfo.default_branch(where)
+    return cache.settings(stages=stages, repo=cmd.value("cache-repo"), cache_dir=cache_dir, branch=branch,
+                          default_branch=default, run_id=str(os.getpid()), exists=exists), lock
 
-        out: dict[str, str] = {}
-        for flag in ("iidfile", "metadata-file"):
-            path = self.cmd.value(flag)
-            if path is None:
-                continue
-            try:
-                special = not stat.S_ISREG(os.stat(path).st_mode) or os.path.islink(path)
-            except OSError:
-                special = False
-            if special:
-                out[flag] = self.tmp(flag)
-                self.copy_back.append((out[flag], path))
-        return out
 
-    def compose(self, export: bool) -> list[Invocation]:
-        """The buildx invocations of one attempt: one session, or one per stage (see _per_stage_sessions)."""
-        cmd, plan, cache = self.cmd, self.plan, self.cache
-        self.copy_back = []
-        special = self._special_files()
-        iidfile = special.get("iidfile", cmd.value("iidfile"))
-        if plan.bake is not None and not self.finalizing and self._per_stage_sessions():
-            return self._stage_sessions(export)
-        if plan.bake is not None and not self.finalizing:
-            import json
+def special_files(cmd: BuildCommand, tmpdir: str) -> dict[str, str]:
+    """--iidfile/--metadata-file that name something other than a regular file (/dev/stdout, a fifo):
+    buildx writes them by rename, which would replace the device. buildx gets a temp file instead
+    ({flag: temp path}), copied there afterwards."""
+    import stat
 
-            definition = json.loads(json.dumps(plan.bake))
-            for name, target in definition["target"].items():
-                stage = plan.targets[name]
-                if self.tag_after and plan.deploy is not None and stage == plan.deploy.key:
-                    target["output"] = ["type=docker"]  # an unnamed image in the engine, named once all passed
-                if not export:
-                    target.pop("cache-to", None)
-                if cache is not None and stage in cache.per_stage:
-                    sc = cache.per_stage[stage]
-                    target["cache-from"] = [*target.get("cache-from", []), *sc.cache_from]
-                    if export:
-                        target["cache-to"] = [*target.get("cache-to", []), *sc.cache_to]
-            bake_file = self.tmp("bake.json")
-            with open(bake_file, "w") as f:
-                json.dump(definition, f)
-            args = ["--file", bake_file, *self.planning.bake_flags(cmd, plan), "--progress=rawjson"]
-            return [Invocation(("buildx", "bake"), args, None)]
-        if self.finalizing:
-            # The deploy stage's image, after every stage passed: fully cached, so it only exports.
-            assert plan.deploy is not None
-            extra, drop, export = [f"--target={plan.deploy.key}"], frozenset[str](), False
-        elif plan.selected:
-            extra, drop = self.planning.single_stage_args(cmd, plan)
-        else:
-            extra, drop = [], frozenset()
-        drop = drop | {"progress", "quiet"} | (set() if export else {"cache-to"})
-        args = cmd.buildx_args(drop=frozenset(drop | special.keys()))
-        args += [f"--{flag}={tmp}" for flag, tmp in special.items() if flag not in drop]
-        if cache is not None:
-            built = plan.deploy if self.finalizing else (plan.selected[0] if plan.selected else None)
-            key = built.key if built is not None else next(iter(cache.per_stage), None)
-            if key in cache.per_stage:
-                args += [f"--cache-from={c}" for c in cache.per_stage[key].cache_from]
-            if export:
-                for sc in cache.per_stage.values():
-                    args += [f"--cache-to={c}" for c in sc.cache_to]
-        if self.prints_id and not iidfile and "iidfile" not in drop:
-            iidfile = self.tmp("iid")
-            args.append(f"--iidfile={iidfile}")
-        return [Invocation(("buildx", "build"), [*args, *extra, "--progress=rawjson", "--", cmd.context], iidfile)]
+    out: dict[str, str] = {}
+    for flag in ("iidfile", "metadata-file"):
+        path = cmd.value(flag)
+        if path is None:
+            continue
+        try:
+            special = not stat.S_ISREG(os.stat(path).st_mode) or os.path.islink(path)
+        except OSError:
+            special = False
+        if special:
+            out[flag] = os.path.join(tmpdir, flag)
+    return out
 
-    def _per_stage_sessions(self) -> bool:
-        """Several stages that import sbuild's cache are built one session per stage: in one bake session
-        the targets share steps, and BuildKit then finds a shared step's successors only in whichever cache
-        (local or imported) answered first for it, so stages lose their cache at random (cache.py)."""
-        cache = self.cache
-        return cache is not None and any(sc.cache_from for sc in cache.per_stage.values())
 
-    def _stage_sessions(self, export: bool) -> list[Invocation]:
-        cmd, plan, cache = self.cmd, self.plan, self.cache
-        assert cache is not None and plan.graph is not None
-        order = {k: i for i, k in enumerate(plan.graph.names)}
-        stages = sorted((s.key for s in plan.selected), key=lambda k: order.get(k, len(order)))
-        owner = (plan.deploy.key if plan.deploy is not None else stages[-1])  # gets the user's own --cache-to
-        drop = frozenset({"progress", "quiet", "cache-to", *self.planning.IMAGE_FLAGS})
-        common = cmd.buildx_args(drop=drop)
-        out = []
-        for key in stages:
-            sc = cache.per_stage.get(key)
-            deploy_here = self.tag_after and plan.deploy is not None and key == plan.deploy.key
-            args = [*common, f"--target={key}", "--output=type=docker" if deploy_here else "--output=type=cacheonly"]
-            if sc is not None:
-                args += [f"--cache-from={c}" for c in sc.cache_from]
-                if export:
-                    args += [f"--cache-to={c}" for c in sc.cache_to]
-            if export and key == owner:
-                args += [f"--cache-to={c}" for c in cmd.values("cache-to")]
-            out.append(Invocation(("buildx", "build"), [*args, "--progress=rawjson", "--", cmd.context], None))
-        return out
+def fast_finalize(cmd: BuildCommand, plan: Plan, prints_id: bool) -> bool:
+    """Whether the deploy image can be made in the stages' own session and named afterwards: the docker
+    driver of the engine at DOCKER_HOST (a unix socket sbuild can ask), tags and nothing else that shapes
+    the image's output (no --push, -o, --iidfile, --metadata-file, -q, attestations, several platforms).
+    Everywhere else the second, cached build makes it."""
+    if not plan.finalize or not cmd.has("tag"):
+        return False
+    if any(cmd.has(f) for f in ("push", "output", "iidfile", "metadata-file", "annotation", "attest",
+                                "provenance", "sbom", "builder")) or cmd.flag("quiet") or prints_id:
+        return False
+    if len([p for v in cmd.values("platform") for p in v.split(",") if p]) > 1:
+        return False
+    if os.environ.get("BUILDX_BUILDER") or process.engine_socket() is None:
+        return False
+    from .record import builder_facts
+
+    return builder_facts(cmd) == ("default", "docker")
+
+
+class _Build:
+    """One sbuild build: the attempt loop, the cache fallbacks and the finalize step, each a method with an
+    explicit result, over a Prepared setting. The constructor does no I/O."""
+
+    def __init__(self, prepared: Prepared, err: TextIO, out: TextIO, hooks: Hooks) -> None:
+        from . import plan as planning
+
+        self.planning = planning
+        self.setting = prepared.setting
+        self.mode, self.policy, self.masker = prepared.mode, prepared.policy, prepared.masker
+        self.early, self.notes, self.copy_back = prepared.early, prepared.notes, prepared.copy_back
+        self.cache_lock = prepared.cache_lock
+        self.err, self.out = err, out
+        self.hooks = hooks
+        self.stdin_copy: str | None = None  # stdin (context or Dockerfile), kept for further attempts
+
+    @property
+    def cmd(self) -> BuildCommand:
+        return self.setting.cmd
+
+    @property
+    def plan(self) -> Plan:
+        return self.setting.plan
+
+    def say(self, line: str) -> None:
+        say(line, self.mode, self.masker, self.err)
 
     # -- one attempt ---------------------------------------------------------------------------
 
-    def attempt(self, *, export: bool, render: bool) -> _Attempt:
-        invocations = self.compose(export)
+    def attempt(self, *, export: bool, render: bool, finalizing: bool = False) -> _Attempt:
+        invocations = self.planning.compose(self.setting, export=export, finalizing=finalizing)
         passthrough = render and self.mode == "rawjson"
         err, masker = self.err, self.masker
         model: BuildModel | None = None
@@ -444,7 +461,7 @@ class _Build:
 
             if model is None:
                 model = BuildModel()
-                renderer = self._prepare(model, render)
+                renderer = self._started(model, render, finalizing)
             # A session per stage: a step shared with an earlier session is a step of its own here (built
             # there, cached here), as bake's copies of a shared step are.
             model.session = f"{len(splitters)}:" if splitters else ""
@@ -459,8 +476,16 @@ class _Build:
             return on_output
 
         result = process.BuildResult(0)
+        if any(inv.bake_file or (inv.iidfile or "").startswith(self.setting.tmpdir) for inv in invocations) or \
+                self.copy_back:
+            ensure_dir(self.setting.tmpdir)  # buildx writes its stand-in files there
         try:
             for inv in invocations:
+                if inv.bake is not None and inv.bake_file is not None:
+                    import json
+
+                    with open(inv.bake_file, "w") as f:
+                        json.dump(inv.bake, f)
                 stdin = self._stdin()
                 try:
                     result = process.run_build(inv.args, spawned, masker=masker, subcommand=inv.subcommand,
@@ -495,20 +520,20 @@ class _Build:
                 renderer.close()
         return _Attempt(result, model, invocations[-1].iidfile)
 
-    def _prepare(self, model: BuildModel, render: bool) -> Renderer | None:
+    def _started(self, model: BuildModel, render: bool, finalizing: bool) -> Renderer | None:
         """The first time buildx runs: the plan (when it was not needed to compose the command line), the
         history's start, the modules the build's end needs; and this attempt's renderer."""
         from . import files, overhead, render_report, report  # noqa: F401  (used after the build)
 
         if not self.early and self.plan is self.planning.EMPTY:
-            self.plan = self.planning.make(self.cmd)
+            self.setting = self.setting._replace(plan=self.planning.make(self.cmd))
         if self.hooks.on_start is not None:
             self.hooks.on_start(self.plan)
             self.hooks = self.hooks._replace(on_start=None)
         if not render:
             return None
         # The deploy image's build after every stage passed is one line, not every stage "waiting" again.
-        single = f'deploy image "{self.plan.deploy.key}"' if self.finalizing and self.plan.deploy else None
+        single = f'deploy image "{self.plan.deploy.key}"' if finalizing and self.plan.deploy else None
         return make_renderer(self.mode, self.err, self.masker, model, [s.key for s in self.plan.closure],
                              self.hooks.baseline, single)
 
@@ -520,7 +545,7 @@ class _Build:
         if self.stdin_copy is None:
             import shutil
 
-            self.stdin_copy = self.tmp("stdin")
+            self.stdin_copy = os.path.join(ensure_dir(self.setting.tmpdir), "stdin")
             with open(self.stdin_copy, "wb") as f:
                 shutil.copyfileobj(sys.stdin.buffer, f, 1 << 20)
         return open(self.stdin_copy, "rb")
@@ -530,93 +555,47 @@ class _Build:
     def run(self) -> BuildOutcome:
         started = time.time()
         try:
-            a = self._attempts()
-            a = self._after_cache_trouble(a)
-            ok = a.result.exit_code == 0 and a.result.signal is None
-            self._settle_cache(ok)
-            session = a
-            if ok and self.plan.finalize and self.tag_after and self._name_deploy_image(session):
-                pass  # the deploy image, built unnamed with the other stages, now carries the tags
-            elif ok and self.plan.finalize:
-                assert self.plan.deploy is not None
-                self.say(f'every stage passed: now the deploy stage "{self.plan.deploy.key}" image'
-                         + (" (tags, push)" if self.cmd.has("tag") or self.cmd.flag("push") else ""))
-                self.finalizing = True
-                t0 = time.time()
-                a = self._attempts()
-                self.finalize_span = (t0, time.time(), len(a.model.steps))
-                ok = a.result.exit_code == 0 and a.result.signal is None
+            attempts = self._attempts(finalizing=False)
+            a, export_errors = self._after_cache_trouble(attempts.last)
+            self._settle_cache(a.ok and not export_errors)
+            session, final = a, None
+            if a.ok and self.plan.finalize:
+                final = self._finalize(session)
+                a = final.attempt
             finished = time.time()
-            image_id = self._outputs(a) if ok else None
+            image_id = self._outputs(a) if a.ok else None
         finally:
-            if self.tmpdir is not None:
-                import shutil
-
-                shutil.rmtree(self.tmpdir, ignore_errors=True)
+            remove_dir(self.setting.tmpdir)
         code = 128 + a.result.signal if a.result.signal is not None else a.result.exit_code
         # The stages' story is the session's; a failed finalize tells its own (the push that failed).
-        model = session.model if (ok or a is session) else a.model
-        report = self._report(model, code, started, finished, a.result.signal is not None)
+        model = session.model if (a.ok or a is session) else a.model
+        report = self._report(model, code, started, finished, a.result.signal is not None, attempts,
+                              export_errors, final)
         return BuildOutcome(code, a.model, image_id, report, a.result.signal, self.mode, self.masker, self.plan,
                             self.planning.evaluates(self.cmd))
 
-    def _name_deploy_image(self, session: _Attempt) -> bool:
+    def _finalize(self, session: _Attempt) -> Finalized:
         """After every stage passed: tag the deploy image the session left unnamed in the engine (a few ms,
-        against a second, cached build of ~0.4 s). False: do the second build instead."""
+        against a second, cached build of ~0.4 s), else build it again, fully cached, with its tags and
+        outputs."""
         from .progress import exported_digest
 
-        digest = exported_digest(session.model)
-        if digest is None or self.plan.deploy is None:
-            return False
-        if self.hooks.on_image is not None:
-            self.hooks.on_image(digest)  # the history may ask the engine about it while it tags
+        assert self.plan.deploy is not None
+        deploy = self.plan.deploy.key
+        digest = exported_digest(session.model) if self.setting.tag_after else None
+        if digest is not None:
+            if self.hooks.on_image is not None:
+                self.hooks.on_image(digest)  # the history may ask the engine about it while it tags
+            t0 = time.time()
+            if all(process.engine_tag(digest, ref) for ref in self.cmd.values("tag")):
+                self.say(f'every stage passed: the deploy stage "{deploy}" image is now '
+                         + ", ".join(self.cmd.values("tag")))
+                return Finalized(session, (t0, time.time()), 0, None)
+        self.say(f'every stage passed: now the deploy stage "{deploy}" image'
+                 + (" (tags, push)" if self.cmd.has("tag") or self.cmd.flag("push") else ""))
         t0 = time.time()
-        for ref in self.cmd.values("tag"):
-            if not process.engine_tag(digest, ref):
-                return False
-        self.finalize_span = (t0, time.time(), 0)
-        self.say(f'every stage passed: the deploy stage "{self.plan.deploy.key}" image is now '
-                 + ", ".join(self.cmd.values("tag")))
-        return True
-
-    def _fast_finalize(self) -> bool:
-        """Whether the deploy image can be made in the stages' own session and named afterwards: the docker
-        driver of the engine at DOCKER_HOST (a unix socket sbuild can ask), tags and nothing else that
-        shapes the image's output (no --push, -o, --iidfile, --metadata-file, -q, attestations, several
-        platforms). Everywhere else the second, cached build makes it."""
-        cmd = self.cmd
-        if not self.plan.finalize or not cmd.has("tag"):
-            return False
-        if any(cmd.has(f) for f in ("push", "output", "iidfile", "metadata-file", "annotation", "attest",
-                                    "provenance", "sbom", "builder")) or cmd.flag("quiet") or self.prints_id:
-            return False
-        if len([p for v in cmd.values("platform") for p in v.split(",") if p]) > 1:
-            return False
-        if os.environ.get("BUILDX_BUILDER") or process.engine_socket() is None:
-            return False
-        from .record import builder_facts
-
-        return builder_facts(cmd) == ("default", "docker")
-
-    def _policy(self) -> Policy:
-        from .retry_policy import Policy
-
-        def number(flag: str, default: float, kind: type = float) -> float:
-            v = self.cmd.value(flag)
-            if v is None:
-                return default
-            try:
-                n = kind(v)
-            except ValueError:
-                raise UsageError(f'invalid --{flag} "{v}": give a number') from None
-            if n < 0:
-                raise UsageError(f"invalid --{flag} {v}: must not be negative")
-            return float(n)
-
-        timeout = self.cmd.value("retry-timeout")
-        return Policy(retries=int(number("retries", 3, int)), first_wait=number("retry-wait", 5.0),
-                      max_wait=number("retry-max-wait", 60.0),
-                      timeout=parse_duration(timeout, "--retry-timeout") if timeout else None)
+        again = self._attempts(finalizing=True)
+        return Finalized(again.last, (t0, time.time()), len(again.last.model.steps), again)
 
     def _failure(self, a: _Attempt) -> FailureClass | None:
         """How an attempt failed, for the retry policy (None: it succeeded, or was interrupted). Classified
@@ -631,32 +610,31 @@ class _Build:
                                              failed[0].bare_name if failed else None)
         return a.failure
 
-    def _attempts(self) -> _Attempt:
+    def _attempts(self, *, finalizing: bool) -> Attempts:
         """Attempts until one succeeds or fails for good: transient registry trouble is retried."""
         policy = self.policy
-        self.attempt_count = 0
         started = time.monotonic()  # --retry-timeout counts from here
+        retries: list[Retry] = []
+        ran: list[_Attempt] = []
 
         def once() -> _Attempt:
-            if self.retries and self.retries[-1].phase == "builder":
+            if retries and retries[-1].phase == "builder":
                 self._wait_for_builder()
-            self.attempt_count += 1
-            self.last = self.attempt(export=True, render=True)
-            return self.last
+            ran.append(self.attempt(export=True, render=True, finalizing=finalizing))
+            return ran[-1]
 
         # The first attempt runs without the retry machinery: the classifier's patterns cost a few ms to
         # compile, and most builds never need them. The same stop rule decides for it as for the others.
         first = once()
         if first.result.signal is not None:
-            self.retry_stop = None
-            return first
-        self.retry_stop = stop_reason(self._failure(first), 1, policy)
-        if self.retry_stop is not None:
-            return first
+            return Attempts(first, 1, retries, None)
+        stop = stop_reason(self._failure(first), 1, policy)
+        if stop is not None:
+            return Attempts(first, 1, retries, stop)
         from .retry import run_with_retries
 
         def on_retry(r: Retry) -> None:
-            self.retries.append(r)
+            retries.append(r)
             at = time.strftime("%H:%M:%S", time.localtime(time.time() + r.wait_s))
             left = ""
             if policy.timeout is not None:
@@ -671,24 +649,23 @@ class _Build:
             def __init__(self, signum: int) -> None:
                 self.signum = signum
 
-        def stop(signum: int, _frame: object) -> None:
+        def stop_now(signum: int, _frame: object) -> None:
             raise _Stop(signum)
 
         # Between attempts no buildx runs: Ctrl-C or SIGTERM ends the build as an interrupted one (exit
         # 130/143, report written), not with a traceback.
-        old = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
+        old = {s: signal.signal(s, stop_now) for s in (signal.SIGINT, signal.SIGTERM)}
         try:
             done = run_with_retries(once, self._failure, policy, on_retry, first=first,  # type: ignore[arg-type]
                                     started=started)
         except _Stop as e:
-            last = self.last
-            self.retry_stop = None
-            return _Attempt(process.BuildResult(last.result.exit_code, e.signum), last.model, last.iidfile)
+            last = ran[-1]
+            return Attempts(_Attempt(process.BuildResult(last.result.exit_code, e.signum), last.model,
+                                     last.iidfile), len(ran), retries, None)
         finally:
             for s, h in old.items():
                 signal.signal(s, h)
         a: _Attempt = done.result  # type: ignore[assignment]
-        self.retry_stop = None if a.result.signal is not None else done.stop
         if done.stop == "count":
             self.say(f"no retries left (--retries {policy.retries}): the build failed")
         elif done.stop == "cap":
@@ -698,7 +675,7 @@ class _Build:
         elif done.stop == "timeout":
             self.say(f"retrying stopped: the next attempt would start after the --retry-timeout of "
                      f"{policy.timeout:g}s")
-        return a
+        return Attempts(a, len(ran), retries, None if a.result.signal is not None else done.stop)
 
     def _wait_for_builder(self) -> None:
         """After the builder went away mid-build (a crash, a daemon restart): wait until it answers again,
@@ -716,13 +693,13 @@ class _Build:
                 return
         self.say(f"the builder did not answer within {BUILDER_WAIT_S:.0f}s; trying anyway")
 
-    def _after_cache_trouble(self, a: _Attempt) -> _Attempt:
-        """A builder that cannot export cache, or an export that failed, need not fail a good build."""
+    def _after_cache_trouble(self, a: _Attempt) -> tuple[_Attempt, list[str]]:
+        """A builder that cannot export cache, or an export that failed, need not fail a good build. Returns
+        the attempt that stands for the build and the cache export errors."""
         if a.result.exit_code == 0 or a.result.signal is not None:
-            return a
-        wants_export = self.cache is not None or self.cmd.has("cache-to")
-        if not wants_export:
-            return a
+            return a, []
+        if self.setting.cache is None and not self.cmd.has("cache-to"):
+            return a, []
         from . import cache as cachemod
 
         text = "\n".join(a.model.text)
@@ -734,29 +711,29 @@ class _Build:
             if required:
                 raise SbuildError(msg + "; --cache-required given")
             self.say("warning: " + msg + "; building with cache import only")
-            self.export_errors.append(msg)
-            return self.attempt(export=False, render=True)
+            return self.attempt(export=False, render=True), [msg]
         failed = a.model.failed_steps()
         if failed and all(s.internal and cachemod.is_export_step(s.bare_name) for s in failed):
             errors = [f"{s.name}: {s.error}" for s in failed]
-            self.export_errors += errors
             if required:
                 self.say("error: cache export failed and --cache-required was given: " + errors[0])
-                return a
+                return a, errors
             self.say("warning: cache export failed; the build itself succeeded: " + errors[0])
             # buildx writes its outputs (iidfile, metadata) only on success: get them from a silent run
             # without export (everything is cached by now, so it takes a moment).
             b = self.attempt(export=False, render=False)
-            return _Attempt(b.result, a.model, b.iidfile)
-        return a
+            return _Attempt(b.result, a.model, b.iidfile), errors
+        return a, []
 
     def _settle_cache(self, ok: bool) -> None:
-        if self.cache is None:
+        """--cache-dir's new versions swapped in after a good build, dropped after a failed one."""
+        cache = self.setting.cache
+        if cache is None:
             return
         from . import cache as cachemod
 
-        pairs = [p for sc in self.cache.per_stage.values() for p in sc.swap]
-        if ok and not self.export_errors:
+        pairs = [p for sc in cache.per_stage.values() for p in sc.swap]
+        if ok:
             cachemod.swap_in(pairs, self.cache_lock)
         else:
             cachemod.discard(pairs)
@@ -771,16 +748,16 @@ class _Build:
         if a.iidfile and os.path.exists(a.iidfile):
             with open(a.iidfile) as f:
                 image_id = f.read().strip()
-        if self.prints_id and image_id:
+        if self.setting.prints_id and image_id:
             self.out.write(image_id + "\n")
             self.out.flush()
         return image_id
 
-    def _report(self, model: BuildModel, exit_code: int, started: float, finished: float,
-                interrupted: bool) -> Report:
-        from .report import build_report
+    def _report(self, model: BuildModel, exit_code: int, started: float, finished: float, interrupted: bool,
+                attempts: Attempts, export_errors: list[str], final: Finalized | None) -> Report:
+        from .report import build_report, normalize_image
 
-        plan, cmd = self.plan, self.cmd
+        plan, cmd, cache = self.plan, self.cmd, self.setting.cache
         graph = plan.graph
         # An evaluation (--call check, --print) runs no stage: none is expected, none reported as cached.
         closure = [] if self.planning.evaluates(cmd) else [s.key for s in plan.closure]
@@ -789,10 +766,10 @@ class _Build:
         outputs = cmd.values("output")
         pushes = cmd.flag("push") or any("type=registry" in o or "push=true" in o for o in outputs)
         pushed = tags if (pushes and exit_code == 0) else []
-        cache = self.cache
-        exported = [] if (exit_code != 0 or self.export_errors or cache is None) else cache.exported_to
-        from .report import normalize_image
-
+        exported = [] if (exit_code != 0 or export_errors or cache is None) else cache.exported_to
+        # The second build's retries and stop are the build's when it ran; its attempts add to the count.
+        again = final.attempts if final is not None else None
+        retries = [*attempts.retries, *(again.retries if again else [])]
         image_stages: dict[str, str] = {}
         for st in (plan.closure or (graph.stages if graph else ())):
             for img in st.images:
@@ -801,12 +778,20 @@ class _Build:
                             expected=closure or None, single_stage=single, started=started, finished=finished,
                             tags=tags, interrupted=interrupted,
                             cache_imported=[*cmd.values("cache-from"), *(cache.imports if cache else [])],
-                            cache_exported=exported, cache_errors=self.export_errors, notes=self.notes,
-                            attempts=self.attempt_count, pushed=pushed, retry_stop=self.retry_stop,
-                            finalize=self.finalize_span[:2] if self.finalize_span else None,
-                            finalize_steps=self.finalize_span[2] if self.finalize_span else 0,
+                            cache_exported=exported, cache_errors=export_errors, notes=self.notes,
+                            attempts=again.runs if again else attempts.runs, pushed=pushed,
+                            retry_stop=again.stop if again else attempts.stop,
+                            finalize=final.span if final else None, finalize_steps=final.steps if final else 0,
                             retries=[{"attempt": r.attempt, "phase": r.phase, "reason": r.reason, "wait_s": r.wait_s}
-                                     for r in self.retries], image_stages=image_stages)
+                                     for r in retries], image_stages=image_stages)
+
+
+def say(line: str, mode: str, masker: Masker, err: TextIO | None = None) -> None:
+    """One line of sbuild's own, masked. -q (--progress=quiet) prints only what buildx prints in quiet mode:
+    sbuild's errors, nothing else."""
+    if mode == "quiet" and not line.startswith("error"):
+        return
+    (err or sys.stderr).write(f"sbuild: {masker.text(line)}\n")
 
 
 class Hooks(NamedTuple):
@@ -821,4 +806,6 @@ class Hooks(NamedTuple):
 def run(cmd: BuildCommand, *, err: TextIO | None = None, out: TextIO | None = None,
         notes: list[str] | None = None, hooks: Hooks | None = None) -> BuildOutcome:
     """Build as the command line says. Progress is rendered by sbuild; the exit code is buildx's."""
-    return _Build(cmd, err or sys.stderr, out or sys.stdout, notes or [], hooks or Hooks()).run()
+    err = err or sys.stderr
+    prepared = prepare(cmd, notes or [], lambda line, mode, masker: say(line, mode, masker, err))
+    return _Build(prepared, err, out or sys.stdout, hooks or Hooks()).run()

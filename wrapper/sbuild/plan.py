@@ -17,6 +17,7 @@ from .flags import BuildCommand, build_arg_map
 if TYPE_CHECKING:  # stages (and BuildKit's parser) load only when a Dockerfile is read
     from typing import Any, NamedTuple
 
+    from .cache import CacheSettings
     from .stages import Stage, StageGraph
 else:
     from ._tuple import NamedTuple
@@ -225,4 +226,105 @@ def bake_flags(cmd: BuildCommand, plan: Plan) -> list[str]:
     for flag in ("no-cache", "pull", "check"):
         if cmd.flag(flag):
             out.append(f"--{flag}")
+    return out
+
+
+class Invocation(NamedTuple):
+    """One buildx run of an attempt: what compose() makes, and all the runner needs."""
+
+    subcommand: tuple[str, ...]  # ("buildx", "build") or ("buildx", "bake")
+    args: list[str]
+    iidfile: str | None  # where buildx writes the image ID, when sbuild needs it
+    bake: dict[str, Any] | None = None  # the bake file's content, written to bake_file before the run
+    bake_file: str | None = None
+
+
+class Setting(NamedTuple):
+    """What every attempt's command lines are made from, all of it resolved before the first one runs."""
+
+    cmd: BuildCommand
+    plan: Plan
+    cache: CacheSettings | None  # sbuild's cache refs per stage (--cache-repo/--cache-dir)
+    tag_after: bool  # the deploy image is made unnamed with the stages and tagged after all passed
+    prints_id: bool  # -q: buildx prints the image ID (an --iidfile sbuild reads)
+    special: dict[str, str]  # --iidfile/--metadata-file naming a device or fifo -> the temp file buildx gets
+    tmpdir: str  # where sbuild's own files for buildx go (bake file, image ID)
+
+
+def compose(s: Setting, *, export: bool, finalizing: bool = False) -> list[Invocation]:
+    """The buildx invocations of one attempt: one session (`buildx build`, or `buildx bake` for several
+    stages), or one `buildx build` per stage when several stages import sbuild's cache (per_stage_sessions).
+    Pure: the same setting gives the same command lines. export=False leaves out every cache export (the
+    attempt after a builder refused to export); finalizing builds the deploy stage's image after every
+    stage passed (fully cached by then, so it exports nothing)."""
+    cmd, plan, cache = s.cmd, s.plan, s.cache
+    iidfile = s.special.get("iidfile", cmd.value("iidfile"))
+    if plan.bake is not None and not finalizing and per_stage_sessions(cache):
+        return _stage_sessions(s, export)
+    if plan.bake is not None and not finalizing:
+        definition: dict[str, Any] = {**plan.bake, "target": {k: dict(v) for k, v in plan.bake["target"].items()}}
+        for name, target in definition["target"].items():
+            stage = plan.targets[name]
+            if s.tag_after and plan.deploy is not None and stage == plan.deploy.key:
+                target["output"] = ["type=docker"]  # an unnamed image in the engine, named once all passed
+            if not export:
+                target.pop("cache-to", None)
+            if cache is not None and stage in cache.per_stage:
+                sc = cache.per_stage[stage]
+                target["cache-from"] = [*target.get("cache-from", []), *sc.cache_from]
+                if export:
+                    target["cache-to"] = [*target.get("cache-to", []), *sc.cache_to]
+        bake_file = os.path.join(s.tmpdir, "bake.json")
+        args = ["--file", bake_file, *bake_flags(cmd, plan), "--progress=rawjson"]
+        return [Invocation(("buildx", "bake"), args, None, definition, bake_file)]
+    if finalizing:
+        assert plan.deploy is not None
+        extra, drop, export = [f"--target={plan.deploy.key}"], frozenset[str](), False
+    elif plan.selected:
+        extra, drop = single_stage_args(cmd, plan)
+    else:
+        extra, drop = [], frozenset()
+    drop = drop | {"progress", "quiet"} | (set() if export else {"cache-to"})
+    args = cmd.buildx_args(drop=frozenset(drop | s.special.keys()))
+    args += [f"--{flag}={tmp}" for flag, tmp in s.special.items() if flag not in drop]
+    if cache is not None:
+        built = plan.deploy if finalizing else (plan.selected[0] if plan.selected else None)
+        key = built.key if built is not None else next(iter(cache.per_stage), None)
+        if key in cache.per_stage:
+            args += [f"--cache-from={c}" for c in cache.per_stage[key].cache_from]
+        if export:
+            for sc in cache.per_stage.values():
+                args += [f"--cache-to={c}" for c in sc.cache_to]
+    if s.prints_id and not iidfile and "iidfile" not in drop:
+        iidfile = os.path.join(s.tmpdir, "iid")
+        args.append(f"--iidfile={iidfile}")
+    return [Invocation(("buildx", "build"), [*args, *extra, "--progress=rawjson", "--", cmd.context], iidfile)]
+
+
+def per_stage_sessions(cache: CacheSettings | None) -> bool:
+    """Several stages that import sbuild's cache are built one session per stage: in one bake session the
+    targets share steps, and BuildKit then finds a shared step's successors only in whichever cache (local
+    or imported) answered first for it, so stages lose their cache at random (cache.py)."""
+    return cache is not None and any(sc.cache_from for sc in cache.per_stage.values())
+
+
+def _stage_sessions(s: Setting, export: bool) -> list[Invocation]:
+    cmd, plan, cache = s.cmd, s.plan, s.cache
+    assert cache is not None and plan.graph is not None
+    order = {k: i for i, k in enumerate(plan.graph.names)}
+    stages = sorted((st.key for st in plan.selected), key=lambda k: order.get(k, len(order)))
+    owner = (plan.deploy.key if plan.deploy is not None else stages[-1])  # gets the user's own --cache-to
+    common = cmd.buildx_args(drop=frozenset({"progress", "quiet", "cache-to", *IMAGE_FLAGS}))
+    out = []
+    for key in stages:
+        sc = cache.per_stage.get(key)
+        deploy_here = s.tag_after and plan.deploy is not None and key == plan.deploy.key
+        args = [*common, f"--target={key}", "--output=type=docker" if deploy_here else "--output=type=cacheonly"]
+        if sc is not None:
+            args += [f"--cache-from={c}" for c in sc.cache_from]
+            if export:
+                args += [f"--cache-to={c}" for c in sc.cache_to]
+        if export and key == owner:
+            args += [f"--cache-to={c}" for c in cmd.values("cache-to")]
+        out.append(Invocation(("buildx", "build"), [*args, "--progress=rawjson", "--", cmd.context], None))
     return out

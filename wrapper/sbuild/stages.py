@@ -437,7 +437,7 @@ def parse(text: str, *, build_args: Mapping[str, str] | None = None, file: str =
     lines = text.lstrip("\ufeff").split("\n")
     env: dict[str, str] = platform_args(build_platform or default_platform(), target_platform)
     meta_args: list[tuple[str, str | None]] = []
-    stages: list[dict[str, object]] = []
+    stages: list[_RawStage] = []
     prev_end = 0
     for c in cmds:
         if not c.cmd:  # a line the parser kept no instruction of (a lone continuation): nothing to run
@@ -465,17 +465,13 @@ def parse(text: str, *, build_args: Mapping[str, str] | None = None, file: str =
         if instr == "FROM":
             name = args[2].lower() if len(args) == 3 else None
             base = args[0]
-            stages.append({
-                "index": len(stages), "name": name, "base": base,
-                "base_expanded": _expand(base, env, escape, c.start_line, file),
-                "platform": flags.get("platform", [None])[-1],
-                "description": _description(comments, name), "line": c.start_line, "end_line": c.end_line,
-                "refs": [], "instructions": [], "env": {},  # global ARGs enter a stage only via ARG NAME
-            })
+            stages.append(_RawStage(len(stages), name, base, _expand(base, env, escape, c.start_line, file),
+                                    flags.get("platform", [None])[-1], _description(comments, name),
+                                    c.start_line, c.end_line))
             continue
         st = stages[-1]
-        st["instructions"].append(instr)  # type: ignore[attr-defined]
-        senv: dict[str, str] = st["env"]  # type: ignore[assignment]
+        st.instructions.append(instr)
+        senv = st.env
         if instr == "ARG":
             for a in args:
                 k, eq, v = a.partition("=")
@@ -489,12 +485,12 @@ def parse(text: str, *, build_args: Mapping[str, str] | None = None, file: str =
             for j in range(0, len(args), 2):
                 senv[args[j]] = _expand(args[j + 1], senv, escape, c.start_line, file)
         elif instr == "COPY" and "from" in flags:
-            st["refs"].append(_expand(flags["from"][-1], senv, escape, c.start_line, file))  # type: ignore[attr-defined]
+            st.refs.append(_expand(flags["from"][-1], senv, escape, c.start_line, file))
         elif instr == "RUN":
             for m in flags.get("mount", ()):
                 frm = _mount_from(m)
                 if frm:
-                    st["refs"].append(frm)  # type: ignore[attr-defined]
+                    st.refs.append(frm)
     if not stages:
         raise DockerfileError("no build stage in current context", file=file)
     return _link(stages, meta_args, escape, dirs, file, fe)
@@ -513,27 +509,41 @@ def _expand(word: str, env: Mapping[str, str], escape: str, line: int, file: str
         return word
 
 
-def _link(raw: list[dict[str, object]], meta_args: list[tuple[str, str | None]], escape: str,
+class _RawStage:
+    """A stage as the reader meets it, before the names it refers to are linked (_link)."""
+
+    __slots__ = ("base", "base_expanded", "description", "end_line", "env", "index", "instructions", "line",
+                 "name", "platform", "refs")
+
+    def __init__(self, index: int, name: str | None, base: str, base_expanded: str, platform: str | None,
+                 description: str, line: int, end_line: int) -> None:
+        self.index, self.name, self.base, self.base_expanded = index, name, base, base_expanded
+        self.platform, self.description, self.line, self.end_line = platform, description, line, end_line
+        self.refs: list[str] = []  # COPY --from and RUN --mount from=, as written (expanded)
+        self.instructions: list[str] = []
+        self.env: dict[str, str] = {}  # global ARGs enter a stage only via ARG NAME
+
+
+def _link(raw: list[_RawStage], meta_args: list[tuple[str, str | None]], escape: str,
           dirs: list[tuple[str, str]], file: str, fe: Frontend | None = None) -> StageGraph:
-    names = {str(s["name"]): int(s["index"]) for s in raw if s["name"]}  # type: ignore[call-overload]
+    names = {s.name: s.index for s in raw if s.name}
 
     def key(i: int) -> str:
-        n = raw[i]["name"]
-        return str(n) if n else f"stage-{i}"
+        return raw[i].name or f"stage-{i}"
 
     out = []
     for s in raw:
-        idx: int = s["index"]  # type: ignore[assignment]
+        idx = s.index
         needs: list[str] = []
         images: list[str] = []
         base_stage = None
-        base = str(s["base_expanded"]).lower()
+        base = s.base_expanded.lower()
         if base in names and names[base] < idx:
             base_stage = key(names[base])
             needs.append(base_stage)
         elif base != "scratch":
-            images.append(str(s["base_expanded"]))
-        for ref in s["refs"]:  # type: ignore[attr-defined]
+            images.append(s.base_expanded)
+        for ref in s.refs:
             low = ref.lower()
             if low in names and names[low] != idx:
                 dep = key(names[low])
@@ -545,9 +555,8 @@ def _link(raw: list[dict[str, object]], meta_args: list[tuple[str, str | None]],
                 continue
             if dep not in needs:
                 needs.append(dep)
-        out.append(Stage(idx, s["name"], str(s["base"]), str(s["base_expanded"]),  # type: ignore[arg-type]
-                         s["platform"], str(s["description"]), s["line"], s["end_line"],  # type: ignore[arg-type]
-                         base_stage, tuple(needs), tuple(images), tuple(s["instructions"])))  # type: ignore[arg-type]
+        out.append(Stage(idx, s.name, s.base, s.base_expanded, s.platform, s.description, s.line, s.end_line,
+                         base_stage, tuple(needs), tuple(images), tuple(s.instructions)))
     return StageGraph(tuple(out), tuple(meta_args), escape, tuple(dirs), file, fe)
 
 
