@@ -89,12 +89,10 @@ def parse(text: str, path: str) -> Config:
     out: dict[str, Any] = {}
     for key, value in data.items():
         if key not in SCHEMA:
-            from .stages import levenshtein
+            from .stages import did_you_mean
 
-            close = min(SCHEMA, key=lambda k: levenshtein(key, k))
-            hint = f'; did you mean "{close}"?' if levenshtein(key, close) <= 3 else ""
             raise UsageError(f"{path}: unknown key {where}{'.' if where else ''}{key} "
-                             f"(known: {', '.join(SCHEMA)}){hint}")
+                             f"(known: {', '.join(SCHEMA)}){did_you_mean(key, SCHEMA)}")
         typ = SCHEMA[key][0]
         ok = isinstance(value, typ) and not (typ is int and isinstance(value, bool))
         if ok and typ is list:

@@ -151,6 +151,14 @@ def suggest(value: str, options: Iterable[str], *, case_sensitive: bool) -> str 
     return best
 
 
+def did_you_mean(value: str, options: Iterable[str]) -> str:
+    """sbuild's own hint for a name it does not know (a stage, a config key): `; did you mean "X"?`, by
+    BuildKit's rule (suggest: distance < 3, case-insensitive), or "" when nothing is that close. BuildKit's
+    own messages keep their own form (_with_suggestion)."""
+    best = suggest(value.lower(), [o.lower() for o in options], case_sensitive=True)
+    return f'; did you mean "{best}"?' if best else ""
+
+
 class _InstrError(Exception):
     pass
 
@@ -628,8 +636,4 @@ def to_json(graph: StageGraph, deploy: str | None = None) -> dict[str, object]:
 
 def unknown_stage_message(name: str, graph: StageGraph) -> str:
     names = graph.names
-    msg = f'no stage "{name}" in {graph.file} (stages: {", ".join(names)})'
-    best = min(names, key=lambda n: levenshtein(name.lower(), n)) if names else None
-    if best is not None and levenshtein(name.lower(), best) <= max(2, len(name) // 3):
-        msg += f'; did you mean "{best}"?'
-    return msg
+    return f'no stage "{name}" in {graph.file} (stages: {", ".join(names)}){did_you_mean(name, names)}'
