@@ -1,6 +1,11 @@
-"""process.diagnose on what docker really prints when it cannot build (messages seen on this machine)."""
+"""process: diagnose on what docker really prints when it cannot build (messages seen on this machine), and
+run_build against a real child process."""
 
 from __future__ import annotations
+
+import os
+
+import pytest
 
 from sbuild import process
 from sbuild.errors import BuildxMissing, DaemonUnreachable
@@ -25,3 +30,103 @@ def test_daemon_unreachable_names_the_address(monkeypatch) -> None:
 
 def test_other_failures_are_the_builds_own() -> None:
     assert process.diagnose(1, 'ERROR: failed to solve: process "/bin/sh -c false" did not complete') is None
+
+
+# run_build against a real child: a shell script standing in for docker (what it does is the test's).
+
+def _docker(tmp_path, monkeypatch, script: str) -> None:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir(exist_ok=True)
+    exe = bin_dir / "docker"
+    exe.write_text("#!/bin/sh\n" + script)
+    exe.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:/usr/bin:/bin")
+
+
+def _run(on_chunk=None):
+    from sbuild.mask import Masker
+
+    got: list[str] = []
+
+    def spawned():
+        def on_output(chunk: str) -> None:
+            got.append(chunk)
+            if on_chunk is not None:
+                on_chunk("".join(got))
+        return on_output
+
+    return process.run_build(["x"], spawned, masker=Masker()), "".join(got)
+
+
+def test_run_build_streams_stderr_and_keeps_the_exit_code(tmp_path, monkeypatch) -> None:
+    _docker(tmp_path, monkeypatch, 'echo "args: $*" >&2\nprintf "\\303\\251t\\303" >&2\nexit 3\n')
+    result, text = _run()
+    assert result == process.BuildResult(3)
+    assert text == "args: buildx build x\nét\ufffd"  # split UTF-8 decoded whole, a cut one replaced
+
+
+def test_sigpipe_is_a_child_s_default_again(tmp_path, monkeypatch) -> None:
+    # Python ignores SIGPIPE; a child must not inherit that (subprocess's restore_signals does the same).
+    _docker(tmp_path, monkeypatch, 'grep SigIgn /proc/$$/status >&2\n')
+    _, text = _run()
+    ignored = int(text.split()[-1], 16)
+    assert not ignored & (1 << (13 - 1)), text  # bit 13-1: SIGPIPE
+
+
+def test_a_signal_is_forwarded_to_buildx_and_reported(tmp_path, monkeypatch) -> None:
+    import signal
+
+    _docker(tmp_path, monkeypatch, "trap 'echo got TERM >&2; exit 143' TERM\necho ready >&2\n"
+                                   "sleep 5 & wait\n")
+
+    def on_chunk(text: str) -> None:
+        if text == "ready\n":
+            os.kill(os.getpid(), signal.SIGTERM)  # sbuild's handler forwards it to buildx's group
+
+    result, text = _run(on_chunk)
+    assert result == process.BuildResult(143, signal.SIGTERM)
+    assert text.endswith("got TERM\n")
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # sbuild's handler is gone again
+
+
+def test_buildx_that_ignores_the_signal_is_killed_after_the_grace(tmp_path, monkeypatch, capsys) -> None:
+    import signal
+
+    monkeypatch.setattr(process, "CANCEL_GRACE_S", 0.3)
+    _docker(tmp_path, monkeypatch, "trap '' TERM\necho ready >&2\nexec sleep 5\n")
+
+    def on_chunk(text: str) -> None:
+        if text == "ready\n":
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    result, _ = _run(on_chunk)
+    assert result == process.BuildResult(-signal.SIGKILL, signal.SIGTERM)
+    assert "buildx did not stop within 0 s of SIGTERM; killing it" in capsys.readouterr().err
+
+
+def test_a_failure_in_sbuild_ends_buildx_too(tmp_path, monkeypatch) -> None:
+    pidfile = tmp_path / "pid"
+    _docker(tmp_path, monkeypatch, f"echo $$ > {pidfile}\necho ready >&2\nexec sleep 5\n")
+
+    def on_chunk(text: str) -> None:
+        raise RuntimeError("a defect in a renderer")
+
+    with pytest.raises(RuntimeError):
+        _run(on_chunk)
+    pid = int(pidfile.read_text())
+    with pytest.raises(ProcessLookupError):  # gone and reaped: no zombie, no orphan
+        os.kill(pid, 0)
+
+
+def test_query_values_are_percent_encoded_as_urllib_does() -> None:
+    from urllib.parse import quote
+
+    for value in ("registry.example:5000/team/app", "v1.2_3-x~y", "a b&c=d", "é"):
+        assert process._query(value) == quote(value, safe="")
+
+
+def test_engine_json_soon_without_an_engine_gives_none(monkeypatch, tmp_path) -> None:
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/none.sock")
+    process.engine_json_soon("/images/x/json")
+    assert process.engine_json("/images/x/json", timeout=5) is None
+    assert "/images/x/json" not in process._soon  # taken once

@@ -11,7 +11,9 @@ from __future__ import annotations
 import _signal  # type: ignore[import-not-found]  # no stub; see _RESTORED
 import codecs
 import os
+import select
 import sys
+import time
 
 from ._tuple import TYPE_CHECKING
 from .errors import BuildxMissing, DaemonUnreachable, DockerNotFound, SbuildError
@@ -123,20 +125,30 @@ def run_build(
 
         old = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
         on_output = on_spawn()
+        deadline = None  # once a signal was forwarded: when buildx's time to cancel runs out
         while True:
-            chunk = os.read(r, 1 << 16)  # EINTR is retried by Python after `forward` ran
+            # select wakes every half second to notice a forwarded signal (Python retries an interrupted
+            # read, so a blocking read would wait for buildx to close its end, however long it takes).
+            if received and deadline is None:
+                deadline = time.monotonic() + CANCEL_GRACE_S
+            wait = 0.5 if deadline is None else deadline - time.monotonic()
+            if wait <= 0:
+                break  # buildx did not stop: _wait kills it
+            if not select.select([r], [], [], wait)[0]:
+                continue
+            chunk = os.read(r, 1 << 16)
             if not chunk:
                 break
             on_output(decoder.decode(chunk))
         tail = decoder.decode(b"", final=True)
         if tail:
             on_output(tail)
-        code = _wait(pid, received)
+        code = _wait(pid, received, deadline)
     except BaseException:
         # Anything going wrong in sbuild itself (Ctrl-C before the handlers were in place included) must
         # not leave buildx running.
         _signal_group(pid, 15)  # SIGTERM
-        _wait(pid, [15])
+        _wait(pid, [15], None)
         raise
     finally:
         os.close(r)
@@ -168,10 +180,14 @@ def _signal_group(pid: int, signum: int) -> None:
         return
 
 
-def _wait(pid: int, received: list[int]) -> int:
+def _wait(pid: int, received: list[int], deadline: float | None) -> int:
     """The child's exit code (-N when a signal ended it, as subprocess says). After a forwarded signal, buildx
-    gets CANCEL_GRACE_S to cancel the solve, then its group is killed."""
-    code = _reap(pid, CANCEL_GRACE_S if received else None)
+    gets CANCEL_GRACE_S (up to deadline, when the grace started earlier) to cancel the solve, then its group
+    is killed."""
+    grace = None
+    if received:
+        grace = CANCEL_GRACE_S if deadline is None else max(0.0, deadline - time.monotonic())
+    code = _reap(pid, grace)
     if code is not None:
         return code
     import signal
@@ -184,8 +200,6 @@ def _wait(pid: int, received: list[int]) -> int:
 
 def _reap(pid: int, timeout: float | None) -> int | None:
     """waitpid; with a timeout, None when the child is still running at its end."""
-    import time
-
     deadline = None if timeout is None else time.monotonic() + timeout
     while True:
         try:
