@@ -239,6 +239,25 @@ def test_a_builder_lost_and_a_name_that_never_resolves_get_one_retry_each() -> N
     assert five.transient and five.cap is None
 
 
+def test_a_step_the_runtime_could_not_start_gets_one_retry() -> None:
+    # Seen on this machine (Engine 28's dockerd, a RUN step under load) and in concourse/concourse#6180;
+    # runc's newer words are from opencontainers/runc#2812.
+    final = ('ERROR: failed to build: failed to solve: process "/bin/sh -c mkdir -p /app/dist /app/reports" did '
+             "not complete successfully: exit code: 1")
+    for line in ("runc run failed: unable to start container process: waiting for init preliminary setup: read "
+                 "init-p: connection reset by peer",
+                 "exec failed: container_linux.go:367: starting container process caused: process_linux.go:105: "
+                 "possibly OOM-killed caused: read init-p: connection reset by peer"):
+        f = classify_failure(final, "[base 3/3] RUN mkdir -p /app/dist /app/reports", ["0.192 " + line])
+        assert (f.transient, f.phase, f.cap) == (True, "runtime", 1), f
+    # A command that is not there is the Dockerfile's fault, started or not: final.
+    missing = classify_failure(final, "RUN foo", ['runc run failed: unable to start container process: exec: "foo": '
+                                                  "executable file not found in $PATH"])
+    assert not missing.transient and missing.phase == "build"
+    # Without the step's output it stays the step's failure.
+    assert not classify_failure(final).transient
+
+
 def test_a_number_that_is_no_status_is_no_server_error() -> None:
     f = classify_failure("ERROR: failed to solve: failed to compute cache key: failed to calculate checksum of ref "
                          "512 files: not found")

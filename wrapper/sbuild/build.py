@@ -607,7 +607,8 @@ class _Build:
 
                 failed = a.model.failed_steps()
                 a.failure = classify_failure("\n".join(a.model.text) or (failed[0].error or "" if failed else ""),
-                                             failed[0].bare_name if failed else None)
+                                             failed[0].bare_name if failed else None,
+                                             failed[0].logs if failed else ())
         return a.failure
 
     def _attempts(self, *, finalizing: bool) -> Attempts:

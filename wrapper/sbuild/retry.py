@@ -11,13 +11,13 @@ a real failure only makes CI slower.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import NamedTuple
 
 from .retry_policy import Policy
 
 PHASES = ("auth", "metadata", "pull", "cache-import", "cache-export", "push", "build", "dockerfile", "builder",
-          "unknown")
+          "runtime", "unknown")
 
 
 class FailureClass(NamedTuple):
@@ -36,6 +36,14 @@ _BUILDER_LOST = re.compile(r"code = Unavailable|\bUnavailable: error reading fro
                            r"transport is closing|error reading from server: EOF|Cannot connect to the Docker daemon|"
                            r"the connection is unavailable", re.I)
 BUILDER_CAP = 1  # a builder that crashes on every attempt gets one retry, not --retries full rebuilds
+# The container runtime could not start a RUN step's process at all (runc's init died before the command
+# ran: the step never ran, so running it again is safe). Random under load, "possibly OOM-killed" in newer
+# runc (concourse/concourse#6180, opencontainers/runc#2812); a machine where it always happens
+# (moby/moby#42953) fails after the one retry. Matched in the failed step's own output: BuildKit's final
+# line only says the step "did not complete successfully".
+_RUNTIME_START = re.compile(r"read init-p: connection reset by peer|waiting for init preliminary setup|"
+                            r"possibly OOM-killed", re.I)
+RUNTIME_CAP = 1
 DNS_CAP = 1  # a name that does not resolve: CI's DNS flakes, a misspelt registry stays wrong
 
 # Causes, each matched against one link of the chain; checked from the innermost link outwards.
@@ -110,10 +118,11 @@ def _links(text: str) -> list[str]:
     return [p.strip() for p in parts if p.strip()]
 
 
-def classify_failure(text: str, step: str | None = None) -> FailureClass:
+def classify_failure(text: str, step: str | None = None, output: Iterable[str] = ()) -> FailureClass:
     """Classify a failed build from its final error (buildx's `ERROR: …` line, or the whole text).
 
-    `step`, when known, is the name of the step that failed; it helps name the phase."""
+    `step`, when known, is the name of the step that failed; it helps name the phase. `output` is that
+    step's last lines of output: where the runtime could not start its process, it says so there."""
     links = _links(text)
     reason, transient, cap = "unknown error", False, None
     failed_step = next((link for link in links if _STEP_FAILED.search(link)), None)
@@ -133,6 +142,11 @@ def classify_failure(text: str, step: str | None = None) -> FailureClass:
             reason = f"{reason} ({detail})"
             break
     if failed_step is not None:
+        started = next((ln.strip() for ln in output if _RUNTIME_START.search(ln)), None)
+        if started is not None:
+            detail = started if len(started) <= 120 else started[:117] + "..."
+            return FailureClass(True, "runtime", f"the container runtime could not start the step ({detail})",
+                                None, ": ".join(links), RUNTIME_CAP)
         # A RUN step failed: whatever its command line says (it may well contain "503"), that is final.
         detail = failed_step if len(failed_step) <= 120 else failed_step[:117] + "..."
         return FailureClass(False, "build", f"a build step failed ({detail})", None, ": ".join(links))
