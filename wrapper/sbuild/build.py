@@ -92,7 +92,7 @@ def tmpdir_path() -> str:
 
 
 def ensure_dir(path: str) -> str:
-    """path made private (0700) if it is not there yet. A name someone else made (it is random) is refused."""
+    """path, made private (0700) if it is not there yet (its name is random: see tmpdir_path)."""
     if not os.path.isdir(path):
         os.mkdir(path, 0o700)
     return path
@@ -257,11 +257,10 @@ class Prepared(NamedTuple):
     masker: Masker
     early: bool  # the plan was needed to compose the command line (else it is read once buildx runs)
     notes: list[str]
-    copy_back: list[tuple[str, str]]  # (buildx's temp file, the special file it stands for)
     cache_lock: int | None  # the shared lock on --cache-dir, held until this process ends (cache.hold)
 
 
-def prepare(cmd: BuildCommand, notes: list[str], say: Callable[[str, str, Masker], None]) -> Prepared:
+def prepare(cmd: BuildCommand, notes: list[str], err: TextIO) -> Prepared:
     """Everything checked and resolved before buildx runs: inputs and outputs, the progress mode, the retry
     policy, a Dockerfile URL fetched once, the plan when the command line needs it, sbuild's cache refs,
     whether the deploy image can be named after the session, and the temp files buildx gets."""
@@ -269,14 +268,13 @@ def prepare(cmd: BuildCommand, notes: list[str], say: Callable[[str, str, Masker
     check_outputs(cmd)
     tmpdir = tmpdir_path()  # made when a file is first put there (ensure_dir)
     try:
-        return _prepare(cmd, notes, say, tmpdir)
+        return _prepare(cmd, notes, err, tmpdir)
     except BaseException:
         remove_dir(tmpdir)  # a Dockerfile fetched before the plan failed
         raise
 
 
-def _prepare(cmd: BuildCommand, notes: list[str], say: Callable[[str, str, Masker], None],
-             tmpdir: str) -> Prepared:
+def _prepare(cmd: BuildCommand, notes: list[str], err: TextIO, tmpdir: str) -> Prepared:
     from . import plan as planning
 
     mode = progress_mode(cmd)
@@ -293,15 +291,14 @@ def _prepare(cmd: BuildCommand, notes: list[str], say: Callable[[str, str, Maske
     early = planning.needs_graph_first(cmd)
     plan = planning.make(cmd) if early else planning.EMPTY
     masker = masker_for(cmd)
-    cache, lock = cache_settings(cmd, plan, lambda line: say(line, mode, masker)) if early else (None, None)
+    cache, lock = cache_settings(cmd, plan, lambda line: say(line, mode, masker, err)) if early else (None, None)
     special = special_files(cmd, tmpdir)
     prints_id = prints_image_id(cmd)
     setting = planning.Setting(cmd, plan, cache, fast_finalize(cmd, plan, prints_id), prints_id, special, tmpdir)
     notes = [*notes, *plan.notes]
     for note in notes:
-        say(note, mode, masker)
-    return Prepared(setting, mode, policy, masker, early, notes,
-                    [(tmp, str(cmd.value(flag))) for flag, tmp in special.items()], lock)
+        say(note, mode, masker, err)
+    return Prepared(setting, mode, policy, masker, early, notes, lock)
 
 
 def retry_policy(cmd: BuildCommand) -> Policy:
@@ -418,7 +415,7 @@ class _Build:
         self.planning = planning
         self.setting = prepared.setting
         self.mode, self.policy, self.masker = prepared.mode, prepared.policy, prepared.masker
-        self.early, self.notes, self.copy_back = prepared.early, prepared.notes, prepared.copy_back
+        self.early, self.notes = prepared.early, prepared.notes
         self.cache_lock = prepared.cache_lock
         self.err, self.out = err, out
         self.hooks = hooks
@@ -476,9 +473,8 @@ class _Build:
             return on_output
 
         result = process.BuildResult(0)
-        if any(inv.bake_file or (inv.iidfile or "").startswith(self.setting.tmpdir) for inv in invocations) or \
-                self.copy_back:
-            ensure_dir(self.setting.tmpdir)  # buildx writes its stand-in files there
+        if any(self.setting.tmpdir in arg for inv in invocations for arg in inv.args):
+            ensure_dir(self.setting.tmpdir)  # buildx is given files there (a bake file, an image ID, stand-ins)
         try:
             for inv in invocations:
                 if inv.bake is not None and inv.bake_file is not None:
@@ -740,7 +736,8 @@ class _Build:
             cachemod.discard(pairs)
 
     def _outputs(self, a: _Attempt) -> str | None:
-        for tmp, path in self.copy_back:
+        for flag, tmp in self.setting.special.items():  # buildx's stand-ins, copied to the special files
+            path = str(self.cmd.value(flag))
             if os.path.exists(tmp):
                 with open(tmp) as src, open(path, "w") as dst:
                     dst.write(src.read())
@@ -808,5 +805,5 @@ def run(cmd: BuildCommand, *, err: TextIO | None = None, out: TextIO | None = No
         notes: list[str] | None = None, hooks: Hooks | None = None) -> BuildOutcome:
     """Build as the command line says. Progress is rendered by sbuild; the exit code is buildx's."""
     err = err or sys.stderr
-    prepared = prepare(cmd, notes or [], lambda line, mode, masker: say(line, mode, masker, err))
+    prepared = prepare(cmd, notes or [], err)
     return _Build(prepared, err, out or sys.stdout, hooks or Hooks()).run()

@@ -147,8 +147,8 @@ def run_build(
     except BaseException:
         # Anything going wrong in sbuild itself (Ctrl-C before the handlers were in place included) must
         # not leave buildx running.
-        _signal_group(pid, 15)  # SIGTERM
-        _wait(pid, [15], None)
+        _signal_group(pid, _signal.SIGTERM)
+        _wait(pid, [_signal.SIGTERM], None)
         raise
     finally:
         os.close(r)

@@ -262,12 +262,11 @@ def local_facts(cmd: BuildCommand) -> tuple[Project, GitState]:
 def _yield_cpu() -> None:
     """The calling thread (and the git it runs) yields the CPU to buildx and the engine: on a small machine
     the history's work would otherwise lengthen the build it describes. Linux sets niceness per thread."""
+    import contextlib
     import threading
 
-    try:
+    with contextlib.suppress(OSError, AttributeError):  # elsewhere: the thread runs at the build's priority
         os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
-    except (OSError, AttributeError):  # elsewhere: the thread runs at the build's priority
-        return
 
 
 class Recorder:
