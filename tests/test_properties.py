@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import json
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -111,3 +112,52 @@ def test_the_stream_reader_survives_cut_interleaved_and_garbled_streams(text: st
 def test_dockerignore_patterns_never_raise(patterns: list[str], path: str) -> None:
     count_example()
     ignore.Matcher(patterns).excluded(path.strip("/") or "a")
+
+
+# BuildKit's regexes that stages.py matches without `re` (its start-up path): the same answers.
+_BK_DIRECTIVE = r"^#\s*([a-zA-Z][a-zA-Z0-9]*)\s*=\s*(.+?)\s*$"
+_BK_STAGE_NAME = r"^[a-z][a-z0-9-_.]*$"
+LINE_BITS = st.lists(st.sampled_from(["#", " ", "\t", "a", "Z", "9", "=", "_", "x", "\u00a0", "-", '"', "'", "<<",
+                                      "\\", "$", "\n", ".", "\r", "syntax", "escape"]), max_size=10).map("".join)
+
+
+@FAST
+@given(LINE_BITS)
+def test_the_directive_and_stage_name_matchers_agree_with_buildkits_regexes(word: str) -> None:
+    import re
+
+    count_example()
+    line = word.strip()
+    m = re.match(_BK_DIRECTIVE, line)
+    assert stages._directive(line) == (m.group(1, 2) if m else None)
+    if not word.endswith("\n"):  # Python's $ also matches before a final newline; Go's does not
+        assert stages._valid_stage_name(word) == bool(re.match(_BK_STAGE_NAME, word))
+    assert stages._is_heredoc_word(word) == bool(re.match(r"^\d*<<-?\s*([\"']?)[A-Za-z_][A-Za-z0-9_]*\1$", word))
+
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=6), inner, max_size=4),
+    max_leaves=12)
+
+
+@FAST
+@given(JSON_VALUES)
+def test_jsonlite_writes_and_reads_what_json_does(value: object) -> None:
+    from sbuild import jsonlite
+
+    count_example()
+    text = json.dumps(value)
+    assert jsonlite.dumps(value) == text  # the bake file, byte for byte
+    assert jsonlite.loads(text) == json.loads(text)
+    assert jsonlite.loads(f" \n{text}\t") == value
+
+
+def test_jsonlite_refuses_what_json_refuses() -> None:
+    from sbuild import jsonlite
+
+    for bad in ["", "{", "[1,]", "{} x", "nul", '{"a" 1}']:
+        with pytest.raises(ValueError):
+            json.loads(bad)
+        with pytest.raises(ValueError):
+            jsonlite.loads(bad)

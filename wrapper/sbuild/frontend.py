@@ -17,9 +17,13 @@ flags `instructions/parse.go` and `commands_run*.go` register, the labs-only one
 
 from __future__ import annotations
 
-import re
-from collections.abc import Mapping
-from typing import NamedTuple
+from ._tuple import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+    from typing import NamedTuple
+else:
+    from ._tuple import NamedTuple
 
 Version = tuple[int, int]
 STR, BOOL, MULTI = "string", "bool", "strings"
@@ -61,7 +65,7 @@ REFUSED_STABLE: dict[tuple[str, str], tuple[Version, Version | None, str]] = {
 
 DOCKERFILE_IMAGES = ("docker/dockerfile", "docker.io/docker/dockerfile", "docker/dockerfile-upstream",
                      "docker.io/docker/dockerfile-upstream")
-_PINNED = re.compile(r"^(\d+)\.(\d+)(?:\.\d+)?(-labs)?$")
+_PINNED = r"^(\d+)\.(\d+)(?:\.\d+)?(-labs)?$"  # compiled for a pinned docker/dockerfile (re: ~4 ms)
 
 
 class Frontend(NamedTuple):
@@ -95,7 +99,9 @@ def of(directives: Mapping[str, str], build_args: Mapping[str, str]) -> Frontend
         image, tag = name.rsplit(":", 1)
     if image.lower() not in DOCKERFILE_IMAGES:
         return Frontend("other", ref, None, False)
-    m = _PINNED.match(tag)
+    import re
+
+    m = re.match(_PINNED, tag)
     if m:
         return Frontend("dockerfile", ref, (int(m.group(1)), int(m.group(2))), bool(m.group(3)))
     return Frontend("dockerfile", ref, None, tag.endswith("labs") or "labs" in tag.split("-"))

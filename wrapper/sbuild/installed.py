@@ -48,7 +48,9 @@ class Buildx(NamedTuple):
 
 
 def config_dir() -> str:
-    return os.environ.get("DOCKER_CONFIG") or os.path.join(os.path.expanduser("~"), ".docker")
+    from .process import docker_config_dir
+
+    return docker_config_dir()
 
 
 def plugin_dirs() -> list[str]:

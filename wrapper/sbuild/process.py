@@ -33,6 +33,11 @@ def debug(msg: str) -> None:
         sys.stderr.write(f"sbuild: {msg}\n")
 
 
+def docker_config_dir() -> str:
+    """Where the docker CLI keeps its config and buildx its state: $DOCKER_CONFIG, else ~/.docker."""
+    return os.environ.get("DOCKER_CONFIG") or os.path.join(os.path.expanduser("~"), ".docker")
+
+
 def which(name: str) -> str | None:
     """shutil.which without importing shutil (~6 ms with its compression modules)."""
     for d in os.environ.get("PATH", os.defpath).split(os.pathsep):
@@ -144,6 +149,7 @@ def run_build(
         if tail:
             on_output(tail)
         code = _wait(pid, received, deadline)
+        debug(f"exit {code}: {subcommand[-1]}")
     except BaseException:
         # Anything going wrong in sbuild itself (Ctrl-C before the handlers were in place included) must
         # not leave buildx running.
@@ -367,3 +373,4 @@ def engine_tag(image: str, ref: str) -> bool:
         repo, tag = name.rsplit(":", 1)
     got = _engine_request("POST", f"/images/{image}/tag?repo={_query(repo)}&tag={_query(tag)}", 30)
     return got is not None and got[0] == b"201"
+

@@ -78,9 +78,13 @@ def resolve(argv: list[str]) -> tuple[BuildCommand, list[str]]:
         except UsageError as e:
             raise UsageError(f'--cache-repo "{repo}": {e.message.split(": ", 1)[-1]}') from None
     if cmd.has("tag"):
-        from .tags import check_reference
+        from .reference import plainly_valid
 
         for t in cmd.values("tag"):
+            if plainly_valid(t):
+                continue  # the common shapes, without loading tags.py's grammar (~12 ms)
+            from .tags import check_reference
+
             try:
                 check_reference(t)
             except UsageError as e:  # buildx refuses a bad -t with exit 1 (measured, 0.13 and 0.29)
