@@ -47,16 +47,13 @@ class Buildx(NamedTuple):
         return ".".join(map(str, self.version))
 
 
-def config_dir() -> str:
+def plugin_dirs() -> list[str]:
     from .process import docker_config_dir
 
-    return docker_config_dir()
-
-
-def plugin_dirs() -> list[str]:
-    dirs = [os.path.join(config_dir(), "cli-plugins")]
+    config = docker_config_dir()
+    dirs = [os.path.join(config, "cli-plugins")]
     try:
-        with open(os.path.join(config_dir(), "config.json")) as f:
+        with open(os.path.join(config, "config.json")) as f:
             extra = json.load(f).get("cliPluginsExtraDirs") or []
         dirs += [str(d) for d in extra]
     except (OSError, ValueError, AttributeError):

@@ -54,8 +54,10 @@ def dumps(value: object) -> str:
     if isinstance(value, int):
         return int.__repr__(value)
     if isinstance(value, float):
-        if value != value or value in (float("inf"), float("-inf")):
-            return "NaN" if value != value else ("Infinity" if value > 0 else "-Infinity")
+        if value != value:
+            return "NaN"
+        if value in (float("inf"), float("-inf")):
+            return "Infinity" if value > 0 else "-Infinity"
         return float.__repr__(value)
     if isinstance(value, dict):
         return "{" + ", ".join(f"{dumps(_key(k))}: {dumps(v)}" for k, v in value.items()) + "}"
@@ -65,10 +67,9 @@ def dumps(value: object) -> str:
 
 
 def _key(k: object) -> str:
+    """A dict key as json.dumps writes it: strings as they are; numbers, booleans and None as their JSON."""
     if isinstance(k, str):
         return k
-    if isinstance(k, bool) or k is None:
-        return dumps(k)
-    if isinstance(k, (int, float)):
+    if k is None or isinstance(k, (int, float)):  # (bool is an int)
         return dumps(k)
     raise TypeError(f"keys must be str, int, float, bool or None, not {type(k).__name__}")

@@ -373,4 +373,3 @@ def engine_tag(image: str, ref: str) -> bool:
         repo, tag = name.rsplit(":", 1)
     got = _engine_request("POST", f"/images/{image}/tag?repo={_query(repo)}&tag={_query(tag)}", 30)
     return got is not None and got[0] == b"201"
-

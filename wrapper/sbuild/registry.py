@@ -63,10 +63,10 @@ def _loopback(host: str) -> bool:
 
 def credentials(host: str) -> tuple[str, str] | None:
     """(user, secret) for a registry host from Docker's config, or None (anonymous)."""
-    from .installed import config_dir
+    from .process import docker_config_dir
 
     try:
-        with open(os.path.join(config_dir(), "config.json")) as f:
+        with open(os.path.join(docker_config_dir(), "config.json")) as f:
             cfg = json.load(f)
     except (OSError, ValueError):
         return None
