@@ -340,6 +340,30 @@ def test_the_exported_image_digest_is_read_from_the_stream(version: str) -> None
     assert exported_digest(load_stream(cache_only)) is None  # every stage to the cache: no image
 
 
+@pytest.mark.parametrize("version", ["buildx-0.13", "buildx-0.29"])
+def test_the_exported_digest_is_known_once_the_export_step_completed_and_not_before(version: str) -> None:
+    # The history asks the engine about the deploy image as soon as this says it exists: a digest taken
+    # from a half-done export would be a manifest of the index, not the image the tag names.
+    from sbuild.progress import BuildModel, StreamSplitter, exported_digest, finished_export, load_stream
+
+    text = (Path(__file__).parent / "data" / "streams" / version / "pipeline-push-cache.rawjson").read_text()
+    final = exported_digest(load_stream(text))
+    assert final is not None
+    model, splitter = BuildModel(), StreamSplitter()
+    seen: list[str | None] = []
+    for line in text.splitlines(keepends=True):
+        for item in splitter.feed(line):
+            model.apply_text(item) if isinstance(item, str) else model.apply(item)
+        seen.append(finished_export(model))
+    first = next(i for i, d in enumerate(seen) if d is not None)
+    assert first > 0 and set(seen[first:]) == {final}  # None, then the index's digest to the end
+    assert exported_digest(model) == final
+    # (the stream names the platform's manifest before the index: a digest taken then would be wrong)
+    assert any("sha256:" + m != final for m in re.findall(r"exporting manifest sha256:([0-9a-f]{64})", text))
+    cache_only = (Path(__file__).parent / "data" / "streams" / version / "pipeline-bake-all.rawjson").read_text()
+    assert finished_export(load_stream(cache_only)) is None
+
+
 def test_the_text_forms_of_history_show_diff_and_explain(fake: Fake, capsys: pytest.CaptureFixture[str]) -> None:
     _pipeline(Path("app"))
     fake.stream("buildx-0.13/pipeline-warm-test")

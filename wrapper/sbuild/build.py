@@ -442,13 +442,23 @@ class _Build:
         renderer: Renderer | None = None
         splitters: list[StreamSplitter] = []
 
+        early_image = self.hooks.on_image if self.setting.tag_after and not finalizing else None
+
         def feed(items: list[dict[str, object] | str]) -> None:
+            nonlocal early_image
             assert model is not None
             for item in items:
                 ups = model.apply_text(item) if isinstance(item, str) else model.apply(item)
                 if renderer is not None:
                     for u in ups:
                         renderer.update(u)
+            if early_image is not None and items:
+                from .progress import finished_export
+
+                digest = finished_export(model)
+                if digest is not None:
+                    early_image(digest)
+                    early_image = None
 
         def spawned() -> Callable[[str], None]:
             # Runs once buildx runs (its CLI takes >100 ms before the first event): the stream's parser, the

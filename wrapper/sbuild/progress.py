@@ -493,6 +493,16 @@ def exported_digest(model: BuildModel) -> str | None:
     return next((found[p] for p in _EXPORTED if p in found), None)
 
 
+def finished_export(model: BuildModel) -> str | None:
+    """The exported image's digest once its export step has completed (the image is in the engine, while
+    buildx may still be ending its session), else None."""
+    for step in model.steps.values():
+        if step.internal and step.completed is not None and step.statuses and any(
+                sid.startswith(_EXPORTED) for sid in step.statuses):
+            return exported_digest(model)
+    return None
+
+
 def base_digests(model: BuildModel, single_stage: str | None = None) -> dict[str, str]:
     """{stage: digest} of the images the stages start FROM, as BuildKit names the step:
     "[base 1/3] FROM docker.io/library/busybox:latest@sha256:…" ("[1/2] FROM …" in a one-stage file)."""
