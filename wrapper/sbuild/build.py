@@ -447,12 +447,17 @@ class _Build:
         def feed(items: list[dict[str, object] | str]) -> None:
             nonlocal early_image
             assert model is not None
+            from .progress import Finished
+
+            finished = False  # an internal step (an export among them) completed in these items
             for item in items:
                 ups = model.apply_text(item) if isinstance(item, str) else model.apply(item)
                 if renderer is not None:
                     for u in ups:
                         renderer.update(u)
-            if early_image is not None and items:
+                if early_image is not None and not finished:
+                    finished = any(type(u) is Finished and u.step.internal for u in ups)
+            if early_image is not None and finished:
                 from .progress import finished_export
 
                 digest = finished_export(model)
