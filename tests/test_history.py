@@ -351,12 +351,16 @@ def test_the_exported_digest_is_known_once_the_export_step_completed_and_not_bef
     assert final is not None
     model, splitter = BuildModel(), StreamSplitter()
     seen: list[str | None] = []
+    told: list[str | None] = []  # what the build's feed sees: only the steps each object finished
     for line in text.splitlines(keepends=True):
+        ups = []
         for item in splitter.feed(line):
-            model.apply_text(item) if isinstance(item, str) else model.apply(item)
+            ups += model.apply_text(item) if isinstance(item, str) else model.apply(item)
         seen.append(finished_export(model))
+        told.append(finished_export(model, ups))
     first = next(i for i, d in enumerate(seen) if d is not None)
     assert first > 0 and set(seen[first:]) == {final}  # None, then the index's digest to the end
+    assert [d for d in told if d is not None][:1] == [final] and told.index(final) == first
     assert exported_digest(model) == final
     # (the stream names the platform's manifest before the index: a digest taken then would be wrong)
     assert any("sha256:" + m != final for m in re.findall(r"exporting manifest sha256:([0-9a-f]{64})", text))

@@ -442,28 +442,25 @@ class _Build:
         renderer: Renderer | None = None
         splitters: list[StreamSplitter] = []
 
+        # The deploy image exists, unnamed, once its export step completes: the history asks the engine
+        # about it then, while the other stages may still run (naming it still waits for all of them).
         early_image = self.hooks.on_image if self.setting.tag_after and not finalizing else None
 
         def feed(items: list[dict[str, object] | str]) -> None:
             nonlocal early_image
             assert model is not None
-            from .progress import Finished
-
-            finished = False  # an internal step (an export among them) completed in these items
             for item in items:
                 ups = model.apply_text(item) if isinstance(item, str) else model.apply(item)
                 if renderer is not None:
                     for u in ups:
                         renderer.update(u)
-                if early_image is not None and not finished:
-                    finished = any(type(u) is Finished and u.step.internal for u in ups)
-            if early_image is not None and finished:
-                from .progress import finished_export
+                if early_image is not None:
+                    from .progress import finished_export
 
-                digest = finished_export(model)
-                if digest is not None:
-                    early_image(digest)
-                    early_image = None
+                    digest = finished_export(model, ups)
+                    if digest is not None:
+                        early_image(digest)
+                        early_image = None
 
         def spawned() -> Callable[[str], None]:
             # Runs once buildx runs (its CLI takes >100 ms before the first event): the stream's parser, the
@@ -596,7 +593,7 @@ class _Build:
         digest = exported_digest(session.model) if self.setting.tag_after else None
         if digest is not None:
             if self.hooks.on_image is not None:
-                self.hooks.on_image(digest)  # the history may ask the engine about it while it tags
+                self.hooks.on_image(digest)  # asked already when the stream showed the export done
             t0 = time.time()
             if all(process.engine_tag(digest, ref) for ref in self.cmd.values("tag")):
                 self.say(f'every stage passed: the deploy stage "{deploy}" image is now '
@@ -813,7 +810,7 @@ class Hooks(NamedTuple):
 
     on_start: Callable[[Plan], None] | None = None
     baseline: Callable[[], dict[str, float] | None] | None = None
-    on_image: Callable[[str], None] | None = None  # the deploy image's ID, once every stage passed
+    on_image: Callable[[str], None] | None = None  # the deploy image's ID, once it is in the engine unnamed
 
 
 def run(cmd: BuildCommand, *, err: TextIO | None = None, out: TextIO | None = None,

@@ -493,10 +493,12 @@ def exported_digest(model: BuildModel) -> str | None:
     return next((found[p] for p in _EXPORTED if p in found), None)
 
 
-def finished_export(model: BuildModel) -> str | None:
+def finished_export(model: BuildModel, updates: list[Update] | None = None) -> str | None:
     """The exported image's digest once its export step has completed (the image is in the engine, while
-    buildx may still be ending its session), else None."""
-    for step in model.steps.values():
+    other stages may still run), else None. Given the updates the last object made, only a step they
+    finished is looked at: the stream is read in small pieces, and most finish nothing."""
+    steps = model.steps.values() if updates is None else [u.step for u in updates if type(u) is Finished]
+    for step in steps:
         if step.internal and step.completed is not None and step.statuses and any(
                 sid.startswith(_EXPORTED) for sid in step.statuses):
             return exported_digest(model)

@@ -308,8 +308,8 @@ class Recorder:
         self.thread.start()
 
     def deploy_image(self, image_id: str) -> None:
-        """The deploy image, unnamed in the engine, is about to be tagged: ask the engine for its size and
-        layers (image_facts) at the same time rather than after."""
+        """The deploy image is in the engine, unnamed (its export step completed): ask the engine for its
+        size and layers (image_facts) now, while buildx still runs, rather than after the tag."""
         from .process import engine_json_soon
 
         engine_json_soon(f"/images/{image_id}/json")
