@@ -593,7 +593,7 @@ class _Build:
         digest = exported_digest(session.model) if self.setting.tag_after else None
         if digest is not None:
             if self.hooks.on_image is not None:
-                self.hooks.on_image(digest)  # asked already when the stream showed the export done
+                self.hooks.on_image(digest)  # a no-op when the stream showed the export done (asked then)
             t0 = time.time()
             if all(process.engine_tag(digest, ref) for ref in self.cmd.values("tag")):
                 self.say(f'every stage passed: the deploy stage "{deploy}" image is now '
