@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 from pathlib import Path
 
 import pytest
 
-from .conftest import EXAMPLE, docker, inspect, json_objects, sbuild
+from .conftest import BASE_IMAGE, EXAMPLE, docker, inspect, json_objects, sbuild
 
 pytestmark = pytest.mark.usefixtures("engine")
 
@@ -124,12 +125,44 @@ def test_the_deploy_image_is_named_after_every_stage_passed_without_a_second_bui
     assert cp.returncode == 0, cp.stderr[-3000:]
     runs = [ln for ln in cp.stderr.splitlines() if ln.startswith("sbuild: run: ") and " buildx " in ln]
     assert len(runs) == 1 and " bake " in runs[0], runs  # one session: no second, cached build
-    assert "engine: POST /images/sha256:" in cp.stderr
+    lines = cp.stderr.splitlines()
+    tag = next(i for i, ln in enumerate(lines) if ln.startswith("sbuild: engine: POST /images/sha256:"))
+    # named once the stream showed every stage built, while bake wound down: not on the clock after it
+    assert tag < lines.index("sbuild: exit 0: bake"), lines
     img = inspect(f"{tag_prefix}:fast")
     assert img["Config"]["Entrypoint"] == ["/usr/local/bin/app"]  # deploy's image
     assert json.loads(r.read_text())["image"]["digest"] == img["Id"]
     # A failing test: the deploy image the session made is never named.
     (example / "tests" / "run.sh").write_text("echo 'FAIL - on purpose'; exit 1\n")
-    cp = sbuild("--stage", "lint,test,deploy", "-t", f"{tag_prefix}:failed", str(example))
+    cp = sbuild("--stage", "lint,test,deploy", "-t", f"{tag_prefix}:failed", str(example), env={"SBUILD_LOG": "debug"})
     assert cp.returncode == 1
+    assert "engine: POST" not in cp.stderr
     assert docker("image", "inspect", f"{tag_prefix}:failed", check=False).returncode != 0
+
+
+def test_names_given_while_bake_wound_down_are_taken_back_when_it_then_fails(example: Path, tmp_path: Path,
+                                                                              tag_prefix: str) -> None:
+    # Every stage passes and the deploy image is named while bake winds down; then bake exits 1 (a docker
+    # on PATH that runs the real one and changes a bake's exit code: the stream is the engine's own). Each
+    # name must be back where it was: on the image it named before, or on none.
+    import shutil
+
+    real = shutil.which("docker")
+    assert real is not None
+    shim = tmp_path / "bin" / "docker"
+    shim.parent.mkdir()
+    shim.write_text(f'#!/bin/sh\n"{real}" "$@"\nrc=$?\ncase " $* " in *" bake "*) exit 1;; esac\nexit $rc\n')
+    shim.chmod(0o755)
+    before = inspect(BASE_IMAGE)["Id"]
+    docker("tag", BASE_IMAGE, f"{tag_prefix}:kept")
+    cp = sbuild("--stage", "lint,test,deploy", "-t", f"{tag_prefix}:kept", "-t", f"{tag_prefix}:new", "--retries", "0",
+                str(example), env={"SBUILD_LOG": "debug", "PATH": f"{shim.parent}:{os.environ['PATH']}"})
+    assert cp.returncode == 1, cp.stderr[-3000:]
+    lines = cp.stderr.splitlines()
+    exit_at = lines.index("sbuild: exit 1: bake")
+    named = [ln for ln in lines[:exit_at] if ln.startswith("sbuild: engine: POST /images/sha256:")]
+    assert len(named) == 2, lines  # both named, then bake failed
+    assert f"sbuild: bake exited 1 after every stage had passed: {tag_prefix}:kept, {tag_prefix}:new taken back " \
+        "from the deploy image" in lines
+    assert inspect(f"{tag_prefix}:kept")["Id"] == before
+    assert docker("image", "inspect", f"{tag_prefix}:new", check=False).returncode != 0

@@ -375,3 +375,30 @@ def test_a_single_platform_build_has_no_platforms_key() -> None:
     _, _, r = _report("pipeline-cold-test")
     assert all(st.platforms == () for st in r.stages)
     assert all("platforms" not in st for st in r.to_json()["stages"])
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_every_stage_shows_built_once_each_last_step_completed_and_never_in_a_failed_build(version: str) -> None:
+    # sbuild names the deploy image while bake winds down once this is true (build._name_early): not before
+    # the last of the targets' final steps completed, not while any step still runs, never after a failure.
+    from sbuild.progress import stages_built
+
+    objects = json_objects((STREAMS / version / "pipeline-bake.rawjson").read_text())  # lint, test, deploy
+    finals = {"[lint lint 1/1]", "[test test 2/2]", "[deploy deploy 1/1]"}
+    completions = [(i, " ".join(v["name"].split()[:3])) for i, o in enumerate(objects)
+                   for v in o.get("vertexes") or () if v.get("completed")]
+    model = BuildModel()
+    every, some = [], []
+    for o in objects:
+        model.apply(o)
+        every.append(stages_built(model, frozenset({"lint", "test", "deploy"})))
+        some.append(stages_built(model, frozenset({"lint", "deploy"})))
+    assert every.index(True) == max(i for i, name in completions if name in finals)
+    # lint and deploy are built before test's last step ends: still running, so not yet
+    assert max(i for i, name in completions if name in finals - {"[test test 2/2]"}) < some.index(True)
+    assert some.index(True) == completions[-1][0]
+    assert not stages_built(model, frozenset({"lint", "test", "deploy", "static-analysis"}))  # not in this bake
+    failed = load_stream((STREAMS / version / "pipeline-fail-test.rawjson").read_text())
+    assert any(s.error and s.stage == "test" and s.index == s.total for s in failed.steps.values())
+    assert not stages_built(failed, frozenset({"test"}))  # test's last step completed, with an error
+    assert not stages_built(failed, frozenset({"build"}))  # build passed, but a step of the session failed

@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from typing import IO, NamedTuple, Protocol, TextIO
 
     from .cache import CacheSettings
-    from .plan import Plan, Setting
+    from .plan import Invocation, Plan, Setting
     from .progress import BuildModel, StreamSplitter, Update
     from .report import Report
     from .retry import FailureClass, Retry
@@ -248,6 +248,15 @@ class Finalized(NamedTuple):
     attempts: Attempts | None  # the second build's attempt loop (None: tagged in the engine)
 
 
+class Named(NamedTuple):
+    """The deploy image named while buildx still ran (the stream showed every stage built): taken back if
+    the build then fails after all."""
+
+    image: str
+    span: tuple[float, float]  # when
+    before: dict[str, str | None]  # each name's image before (None: the name was free)
+
+
 class Prepared(NamedTuple):
     """A build's inputs, checked and resolved before anything runs (prepare)."""
 
@@ -420,6 +429,7 @@ class _Build:
         self.err, self.out = err, out
         self.hooks = hooks
         self.stdin_copy: str | None = None  # stdin (context or Dockerfile), kept for further attempts
+        self.named: Named | None = None  # the deploy image's names, given before buildx exited
 
     @property
     def cmd(self) -> BuildCommand:
@@ -445,22 +455,34 @@ class _Build:
         # The deploy image exists, unnamed, once its export step completes: the history asks the engine
         # about it then, while the other stages may still run (naming it still waits for all of them).
         early_image = self.hooks.on_image if self.setting.tag_after and not finalizing else None
+        # Once the stream also shows every stage built, the image is named while buildx winds down (~40 ms
+        # after the last step, on both pairs): after buildx exits, the naming would add to the build's time.
+        watch = None if finalizing else self._naming_watch(invocations)
+        exported: str | None = None
+        ok = False
 
         def feed(items: list[dict[str, object] | str]) -> None:
-            nonlocal early_image
+            nonlocal early_image, exported, watch
             assert model is not None
             for item in items:
                 ups = model.apply_text(item) if isinstance(item, str) else model.apply(item)
                 if renderer is not None:
                     for u in ups:
                         renderer.update(u)
-                if early_image is not None:
-                    from .progress import finished_export
+                if early_image is None and watch is None:
+                    continue
+                from .progress import Finished, finished_export, stages_built
 
-                    digest = finished_export(model, ups)
-                    if digest is not None:
-                        early_image(digest)
+                if exported is None:
+                    exported = finished_export(model, ups)
+                    if exported is None:
+                        continue
+                    if early_image is not None:
+                        early_image(exported)
                         early_image = None
+                if watch is not None and any(type(u) is Finished for u in ups) and stages_built(model, watch):
+                    watch = None
+                    self._name_early(exported)
 
         def spawned() -> Callable[[str], None]:
             # Runs once buildx runs (its CLI takes >100 ms before the first event): the stream's parser, the
@@ -474,6 +496,9 @@ class _Build:
             # A session per stage: a step shared with an earlier session is a step of its own here (built
             # there, cached here), as bake's copies of a shared step are.
             model.session = f"{len(splitters)}:" if splitters else ""
+            if watch is not None:
+                for ref in self._refs():  # what each name names now, asked while buildx starts
+                    process.engine_json_soon(f"/images/{ref}/json")
             splitter = StreamSplitter()
             splitters.append(splitter)
 
@@ -523,10 +548,72 @@ class _Build:
             elif render and self.mode == "quiet" and result.exit_code != 0:
                 for line in model.text:  # buildx -q prints its error and nothing else
                     err.write(masker.text(line) + "\n")
+            ok = result.exit_code == 0 and result.signal is None
         finally:
             if renderer is not None:
                 renderer.close()
+            if self.named is not None and not ok:
+                self._take_back_names("was interrupted" if result.signal is not None
+                                      else f"exited {result.exit_code}" if result.exit_code else "failed")
         return _Attempt(result, model, invocations[-1].iidfile)
+
+    # -- naming the deploy image while buildx winds down -------------------------------------------
+
+    def _refs(self) -> list[str]:
+        return list(dict.fromkeys(self.cmd.values("tag")))
+
+    def _naming_watch(self, invocations: list[Invocation]) -> frozenset[str] | None:
+        """The stages the stream must show built before the deploy image is named while buildx still runs:
+        one bake session that makes it unnamed, with nothing exported after the stages (a cache export could
+        still fail the build). None: it is named after buildx exits, as ever."""
+        if not self.setting.tag_after or len(invocations) != 1 or invocations[0].bake is None:
+            return None
+        if process.engine_socket() is None or any("@" in ref for ref in self._refs()):
+            return None
+        targets = invocations[0].bake["target"].values()
+        if any("cache-to" in t for t in targets):
+            return None
+        return frozenset(str(t["target"]).lower() for t in targets)
+
+    def _name_early(self, image: str) -> None:
+        """Name the deploy image now that the stream showed every stage built, remembering what each name
+        named before. When the engine cannot tell that, the naming waits for buildx's exit (_finalize)."""
+        import json
+
+        before: dict[str, str | None] = {}
+        for ref in self._refs():
+            got = process.engine_answer(f"/images/{ref}/json")
+            if got is None or got[0] not in (b"200", b"404"):
+                return
+            try:
+                before[ref] = str(json.loads(got[1])["Id"]) if got[0] == b"200" else None
+            except (ValueError, KeyError, TypeError):
+                return
+        t0 = time.time()
+        self.named = Named(image, (t0, t0), {})
+        for ref, prev in before.items():
+            if not process.engine_tag(image, ref):
+                self._take_back_names(None)  # the names given so far; _finalize tries again after the exit
+                return
+            self.named = self.named._replace(before={**self.named.before, ref: prev})
+        self.named = self.named._replace(span=(t0, time.time()))
+
+    def _take_back_names(self, why: str | None) -> None:
+        """After the deploy image was named, the build did not finish after all (`why`: buildx failed while
+        winding down, or was interrupted): each name goes back to what it named before, and the build says
+        so. A name the engine will not take back is a warning with the command that does."""
+        named, self.named = self.named, None
+        if named is None or not named.before:
+            return
+        lost = [(ref, prev) for ref, prev in named.before.items()
+                if prev != named.image and not (process.engine_tag(prev, ref) if prev else process.engine_untag(ref))]
+        if why is not None and not lost:
+            self.say(f"bake {why} after every stage had passed: {', '.join(named.before)} taken back from the "
+                     "deploy image")
+        for ref, prev in lost:
+            fix = f"docker tag {prev} {ref}" if prev else f"docker rmi {ref}"
+            self.say(f"warning: {ref} still names the deploy image of a build that did not finish (the engine "
+                     f"would not take the name back): run `{fix}`")
 
     def _started(self, model: BuildModel, render: bool, finalizing: bool) -> Renderer | None:
         """The first time buildx runs: the plan (when it was not needed to compose the command line), the
@@ -573,6 +660,8 @@ class _Build:
             finished = time.time()
             image_id = self._outputs(a) if a.ok else None
         finally:
+            if self.named is not None:  # named, and then the build did not get to keep it (interrupted)
+                self._take_back_names("was interrupted")
             remove_dir(self.setting.tmpdir)
         code = 128 + a.result.signal if a.result.signal is not None else a.result.exit_code
         # The stages' story is the session's; a failed finalize tells its own (the push that failed).
@@ -591,6 +680,10 @@ class _Build:
         assert self.plan.deploy is not None
         deploy = self.plan.deploy.key
         digest = exported_digest(session.model) if self.setting.tag_after else None
+        named, self.named = self.named, None  # (another image: the tags below move the names to it)
+        if named is not None and named.image == digest:  # named while buildx wound down
+            self.say(f'every stage passed: the deploy stage "{deploy}" image is now ' + ", ".join(named.before))
+            return Finalized(session, named.span, 0, None)
         if digest is not None:
             if self.hooks.on_image is not None:
                 self.hooks.on_image(digest)  # a no-op when the stream showed the export done (asked then)

@@ -505,6 +505,19 @@ def finished_export(model: BuildModel, updates: list[Update] | None = None) -> s
     return None
 
 
+def stages_built(model: BuildModel, stages: frozenset[str]) -> bool:
+    """Whether the stream shows every one of `stages` built: the stage's last step ("[stage n/n]", its
+    result) completed, and no step failed or is still running. BuildKit numbers only the instructions that
+    make a step, so n/n is the last one; a stage with none of its own never shows as built here."""
+    built = set()
+    for step in model.steps.values():
+        if step.error or step.completed is None:
+            return False
+        if not step.internal and step.index == step.total and step.stage in stages:
+            built.add(step.stage)
+    return len(built) == len(stages)
+
+
 def base_digests(model: BuildModel, single_stage: str | None = None) -> dict[str, str]:
     """{stage: digest} of the images the stages start FROM, as BuildKit names the step:
     "[base 1/3] FROM docker.io/library/busybox:latest@sha256:…" ("[1/2] FROM …" in a one-stage file)."""
