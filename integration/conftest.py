@@ -41,13 +41,31 @@ def _missing(what: str) -> None:
 
 
 @pytest.fixture(scope="session")
-def engine() -> None:
+def engine() -> Iterator[None]:
     cp = subprocess.run(["docker", "info", "-f", "{{.ServerVersion}}"], capture_output=True, text=True)
     if cp.returncode != 0:
         _missing(f"no Docker engine ({cp.stderr.strip()[:200]})")
     cp = subprocess.run(["docker", "image", "inspect", BASE_IMAGE], capture_output=True, text=True)
     if cp.returncode != 0:
         _missing(f"base image {BASE_IMAGE} missing")
+    before = set(_images())
+    yield
+    # The engine outlives the run (CI runs on it again): the names the tests gave (every one has an
+    # `sbuild-it/` path) and the images they left unnamed go, else each run adds ~50 images and the
+    # engine's naming work grows with them. The build cache stays: it is shared, and bounded by BuildKit.
+    left = [ref for ref, _ in _images() if "sbuild-it/" in ref]
+    if left:
+        subprocess.run(["docker", "image", "rm", "-f", *left], capture_output=True)
+    dangling = [i for ref, i in _images() if ref == "<none>:<none>" and (ref, i) not in before]
+    if dangling:
+        subprocess.run(["docker", "image", "rm", *dangling], capture_output=True)
+
+
+def _images() -> list[tuple[str, str]]:
+    """(repository:tag, ID) of every image in the engine."""
+    out = subprocess.run(["docker", "image", "ls", "--no-trunc", "--format", "{{.Repository}}:{{.Tag}} {{.ID}}"],
+                         capture_output=True, text=True).stdout
+    return [(ref, i) for ref, _, i in (ln.partition(" ") for ln in out.splitlines())]
 
 
 @pytest.fixture(scope="session")
