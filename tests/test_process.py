@@ -130,3 +130,19 @@ def test_engine_json_soon_without_an_engine_gives_none(monkeypatch, tmp_path) ->
     process.engine_json_soon("/images/x/json")
     assert process.engine_json("/images/x/json", timeout=5) is None
     assert "/images/x/json" not in process._soon  # taken once
+
+
+def test_a_short_command_s_output_exit_code_and_deadline(tmp_path) -> None:
+    # What the history runs git with, beside the build (process._output: posix_spawn and a pipe).
+    import time
+
+    assert process._output(["/bin/sh", "-c", "echo out; echo err >&2; exit 3"], 5) == (3, "out\n")  # stderr dropped
+    assert process._output([str(tmp_path / "missing")], 5) is None
+    started = time.monotonic()
+    assert process._output(["/bin/sh", "-c", "echo partial; exec sleep 30"], 0.3) is None  # killed at the deadline
+    assert time.monotonic() - started < 5
+    subdir = tmp_path / "repo"
+    subdir.mkdir()
+    os.system(f"git init -q -b trunk {subdir}")
+    assert process.git(["symbolic-ref", "--short", "HEAD"], str(subdir)) == "trunk"  # runs in cwd (git -C)
+    assert process.git(["rev-parse", "HEAD"], str(subdir)) is None  # no commit yet: git fails

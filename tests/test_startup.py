@@ -61,6 +61,30 @@ def test_nothing_heavy_is_imported_before_buildx_runs(fake, extra: list[str]) ->
     assert sorted(modules & heavy) == []
 
 
+# Runs a whole build in a fresh interpreter and prints every module it loaded.
+WHOLE = """
+import sys
+from sbuild.cli import main
+code = main(sys.argv[1:])
+import json
+print(json.dumps(sorted(sys.modules)), file=sys.__stdout__, flush=True)
+"""
+
+
+def test_a_stages_build_never_loads_what_only_costs_cpu_beside_the_engine(fake) -> None:
+    # After the spawn the build keeps the CPUs busy: what sbuild imports then is taken from the engine (and
+    # after buildx exits, added to the build). typing (with its NamedTuples: ~8 ms), contextlib, signal's
+    # enums, base64 and hmac have light stand-ins there.
+    fake.stream("buildx-0.13/pipeline-bake")
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parent.parent / "wrapper")}
+    cp = subprocess.run([sys.executable, "-c", WHOLE, "--progress=plain", "--stage", "lint,test,deploy", "-t", "app:1",
+                         str(PIPELINE)], env=env, capture_output=True, text=True, timeout=60)
+    assert "every stage passed" in cp.stderr, cp.stderr[-2000:]  # the whole build ran, deploy's image included
+    modules = set(json.loads(cp.stdout.splitlines()[-1]))
+    assert {"sbuild.report", "sbuild.history", "sqlite3"} <= modules  # (the probe saw the build's end)
+    assert sorted(modules & {"typing", "contextlib", "signal", "base64", "hmac", "subprocess"}) == [], cp.stderr
+
+
 def test_namedtuple_is_typings() -> None:
     """_tuple.NamedTuple makes what typing.NamedTuple makes of the same class body."""
 

@@ -4,10 +4,13 @@ reports in, a report or a JSON-able diff out."""
 from __future__ import annotations
 
 import re
-from typing import Any
 
+from ._tuple import TYPE_CHECKING
 from .record import Image
 from .report import Report
+
+if TYPE_CHECKING:
+    from typing import Any
 
 DIFF_SCHEMA = 1
 REGRESSION_RATIO = 0.20  # a stage slowed by at least 20% ...

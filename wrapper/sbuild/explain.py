@@ -11,9 +11,14 @@ from __future__ import annotations
 
 import posixpath
 from collections.abc import Callable, Mapping
-from typing import Any, NamedTuple
 
+from ._tuple import TYPE_CHECKING
 from .report import StageReport
+
+if TYPE_CHECKING:
+    from typing import Any, NamedTuple
+else:
+    from ._tuple import NamedTuple
 
 CAUSES = ("file", "build-arg", "base-image", "instruction", "upstream", "cache-unavailable", "no-cache",
           "remote-source", "frontend", "build-context", "builder", "no-baseline", "unknown")

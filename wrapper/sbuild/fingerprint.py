@@ -22,9 +22,12 @@ import os
 import re
 import stat
 from collections.abc import Mapping
-from typing import Any
 
+from ._tuple import TYPE_CHECKING
 from .mask import is_secret_name
+
+if TYPE_CHECKING:
+    from typing import Any
 
 SCHEMA = 1
 STEP_INSTRUCTIONS = ("RUN", "COPY", "ADD", "WORKDIR")  # each makes a vertex; so does a FROM of an image

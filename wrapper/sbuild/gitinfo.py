@@ -6,9 +6,9 @@ CI checkouts are often a detached HEAD, so the CI's own variables come first.
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING
 
 from . import process
+from ._tuple import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from .tags import GitFacts

@@ -17,7 +17,13 @@ import os
 import sqlite3
 import time
 from collections.abc import Iterator
-from typing import Any, NamedTuple
+
+from ._tuple import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from typing import Any, NamedTuple
+else:
+    from ._tuple import NamedTuple
 
 DEFAULT_KEEP = 500  # builds kept per project
 BUSY_TIMEOUT_MS = 60_000  # a writer waits this long for another one (8 builds at once: a few ms each)

@@ -15,7 +15,13 @@ from __future__ import annotations
 import os
 import posixpath
 import re
-from typing import NamedTuple
+
+from ._tuple import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from typing import NamedTuple
+else:
+    from ._tuple import NamedTuple
 
 
 def read_patterns(text: str) -> list[str]:

@@ -13,9 +13,14 @@ between them not at all.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import NamedTuple
 
+from ._tuple import TYPE_CHECKING
 from .progress import BuildModel, Step, SubStatus, parse_time
+
+if TYPE_CHECKING:
+    from typing import NamedTuple
+else:
+    from ._tuple import NamedTuple
 
 CATEGORIES = ("definition", "context", "cache-import", "cache-export", "export", "push", "finalize", "other")
 

@@ -8,12 +8,17 @@ excerpt and the final `ERROR:` line). The `StreamSplitter` cuts that text into o
 
 from __future__ import annotations
 
-import base64
 import json
 import re
 from binascii import a2b_base64
 from collections import deque
-from typing import NamedTuple
+
+from ._tuple import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from typing import NamedTuple
+else:
+    from ._tuple import NamedTuple
 
 LOG_TAIL_LINES = 40  # lines of output kept per step (failures show the last 20)
 LOG_LINE_MAX = 4096  # characters kept of one output line
@@ -414,8 +419,8 @@ class BuildModel:
                                       bool(s.get("completed"))))
         for w in obj.get("warnings") or ():  # type: ignore[attr-defined]
             self.events += 1
-            short = base64.b64decode(w.get("short", "")).decode("utf-8", "replace")
-            detail = "\n".join(base64.b64decode(d).decode("utf-8", "replace") for d in (w.get("detail") or ()))
+            short = a2b_base64(w.get("short", "")).decode("utf-8", "replace")  # (base64.b64decode's own call)
+            detail = "\n".join(a2b_base64(d).decode("utf-8", "replace") for d in (w.get("detail") or ()))
             warning = Warning_(short, detail)
             self.warnings.append(warning)
             updates.append(warning)

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TextIO
 
+from ._tuple import TYPE_CHECKING
 from .mask import Masker
 from .progress import BuildModel, Finished, LogLines, Started, Status, Step, TextLine, Update, Warning_
+
+if TYPE_CHECKING:
+    from typing import TextIO
 
 FAILURE_TAIL = 20  # lines of a failed step's output shown again at the end
 

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from typing import Any
 
+from ._tuple import TYPE_CHECKING
 from .report import Report
+
+if TYPE_CHECKING:
+    from typing import Any
 
 
 def _secs(x: float) -> str:

@@ -8,9 +8,13 @@ several targets is reported once per target (`[target stage i/n]`); those copies
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
-
+from ._tuple import TYPE_CHECKING
 from .progress import BuildModel, Step
+
+if TYPE_CHECKING:
+    from typing import Any, NamedTuple
+else:
+    from ._tuple import NamedTuple
 
 SCHEMA_VERSION = 4  # 2: "progress", the "unknown" stage status; 3: "overhead" (internal_s kept as an alias);
 # 4: the history: "id", "baseline", "regressions", "image", per stage "baseline_duration_s", "delta_s", "why"
