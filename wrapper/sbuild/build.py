@@ -593,13 +593,13 @@ class _Build:
             except (ValueError, KeyError, TypeError):
                 return
         t0 = time.time()
-        self.named = Named(image, (t0, t0), {})
+        self.named = named = Named(image, (t0, t0), {})  # its `before` holds each name as it is given
         for ref, prev in before.items():
             if not process.engine_tag(image, ref):
                 self._take_back_names(None)  # the names given so far; _finalize tries again after the exit
                 return
-            self.named = self.named._replace(before={**self.named.before, ref: prev})
-        self.named = self.named._replace(span=(t0, time.time()))
+            named.before[ref] = prev
+        self.named = named._replace(span=(t0, time.time()))
 
     def _take_back_names(self, why: str | None) -> None:
         """After the deploy image was named, the build did not finish after all (`why`: buildx failed while
