@@ -24,7 +24,7 @@ from tests.helpers import json_objects  # noqa: F401  (re-exported: one reader o
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "pipeline"
 REGISTRY = os.environ.get("SBUILD_REGISTRY", "127.0.0.1:5000")
-BASE_IMAGE = os.environ.get("SBUILD_BASE_IMAGE", "sbuild-busybox:latest")
+BASE_IMAGE = os.environ.get("SBUILD_BASE_IMAGE", "localhost/sbuild-busybox:latest")
 
 
 @pytest.fixture(autouse=True)

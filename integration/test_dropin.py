@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import EXAMPLE, docker, inspect, sbuild, sbuild_cmd
+from .conftest import BASE_IMAGE, EXAMPLE, docker, inspect, sbuild, sbuild_cmd
 
 pytestmark = pytest.mark.usefixtures("engine")
 
@@ -27,7 +27,7 @@ def _same_image(a: str, b: str) -> None:
 
 def test_same_flags_same_image_as_buildx(tag_prefix: str, tmp_path: Path) -> None:
     (tmp_path / "Dockerfile").write_text(
-        "FROM sbuild-busybox AS base\nARG GREETING=hi\nENV GREETING=$GREETING\nRUN echo $GREETING > /g\n"
+        f"FROM {BASE_IMAGE} AS base\nARG GREETING=hi\nENV GREETING=$GREETING\nRUN echo $GREETING > /g\n"
         "FROM base AS test\nRUN cat /g\nFROM base AS deploy\nCMD [\"cat\", \"/g\"]\n")
     flags = ["--target", "test", "--label", "org.example.team=ci", "--build-arg", "GREETING=hello",
              "--label=two=2"]
@@ -47,7 +47,7 @@ def test_same_flags_same_image_as_buildx(tag_prefix: str, tmp_path: Path) -> Non
 
 def test_failing_run_keeps_buildx_exit_code_and_output(tmp_path: Path) -> None:
     (tmp_path / "Dockerfile").write_text(
-        "FROM sbuild-busybox\nRUN echo about-to-fail-$((6*7)) && exit 3\n")
+        f"FROM {BASE_IMAGE}\nRUN echo about-to-fail-$((6*7)) && exit 3\n")
     plain = docker("buildx", "build", "--no-cache", str(tmp_path), check=False)
     cp = sbuild("--no-cache", str(tmp_path))
     assert plain.returncode != 0
@@ -75,13 +75,13 @@ def test_iidfile_and_metadata_file(tag_prefix: str, tmp_path: Path) -> None:
 
 
 def test_context_and_dockerfile_from_stdin(tag_prefix: str, tmp_path: Path) -> None:
-    dockerfile = b"FROM sbuild-busybox\nLABEL from=stdin\n"
+    dockerfile = f"FROM {BASE_IMAGE}\nLABEL from=stdin\n".encode()
     cp = sbuild("-t", f"{tag_prefix}:stdin", "-", input=dockerfile)
     assert cp.returncode == 0, cp.stderr
     assert inspect(f"{tag_prefix}:stdin")["Config"]["Labels"]["from"] == "stdin"
     (tmp_path / "payload.txt").write_text("payload\n")
     cp = sbuild("-f", "-", "-t", f"{tag_prefix}:stdinf", str(tmp_path),
-                input=b"FROM sbuild-busybox\nCOPY payload.txt /p\nRUN grep payload /p\n")
+                input=f"FROM {BASE_IMAGE}\nCOPY payload.txt /p\nRUN grep payload /p\n".encode())
     assert cp.returncode == 0, cp.stderr
 
 
@@ -104,7 +104,7 @@ def test_what_buildx_refuses_after_parsing_exits_as_buildx_does(case: str, tmp_p
     # Measured against the installed buildx on every run, not remembered: 1 on buildx 0.13.1 and 0.29.1.
     ctx = tmp_path / "ctx"
     ctx.mkdir()
-    (ctx / "Dockerfile").write_text("FROM sbuild-busybox\n")
+    (ctx / "Dockerfile").write_text(f"FROM {BASE_IMAGE}\n")
     argv = {"no context": [str(tmp_path / "nope")], "no Dockerfile": [str(tmp_path)],
             "two paths": [str(ctx), str(ctx)], "bad progress": ["--progress=bogus", str(ctx)],
             "empty tag": ["-t", "", str(ctx)], "uppercase tag": ["-t", "Upper/Case:1", str(ctx)],
@@ -152,7 +152,7 @@ def test_f_url_is_fetched_by_buildx_and_once_by_sbuild_when_it_reads_the_stages(
 @pytest.mark.parametrize("argv", [["--nope"], ["-Z"], ["--pull=maybe"], ["--tag"], ["--call=check"], ["-D"]])
 def test_what_buildx_refuses_is_refused_with_its_words_and_exit_code(argv: list[str], tmp_path: Path) -> None:
     # Measured against the installed buildx, whichever pair runs: --call and -D exist from buildx 0.15 on.
-    (tmp_path / "Dockerfile").write_text("FROM sbuild-busybox\n")
+    (tmp_path / "Dockerfile").write_text(f"FROM {BASE_IMAGE}\n")
     plain = docker("buildx", "build", str(tmp_path), *argv, check=False)  # last: --tag has no value
     ours = sbuild("--progress=plain", str(tmp_path), *argv)
     if plain.returncode == 125:
@@ -198,7 +198,7 @@ def _alive(pid: int) -> bool:
 
 @pytest.mark.parametrize(("sig", "code"), [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_signal_stops_buildx_no_orphans(tmp_path: Path, sig: signal.Signals, code: int) -> None:
-    (tmp_path / "Dockerfile").write_text(f"FROM sbuild-busybox\nRUN echo slow-{sig.name} && sleep 60\n")
+    (tmp_path / "Dockerfile").write_text(f"FROM {BASE_IMAGE}\nRUN echo slow-{sig.name} && sleep 60\n")
     proc = subprocess.Popen([*sbuild_cmd(), "--no-cache", "--progress=plain", str(tmp_path)],
                             stderr=subprocess.PIPE, text=True)
     assert proc.stderr is not None

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import report, sbuild, sbuild_cmd
+from .conftest import BASE_IMAGE, report, sbuild, sbuild_cmd
 
 pytestmark = pytest.mark.usefixtures("engine")
 
@@ -64,7 +64,7 @@ def test_failing_stage_report_and_exit_code(example: Path, tmp_path: Path) -> No
 
 
 def test_interrupted_build_still_writes_a_whole_report(tmp_path: Path) -> None:
-    (tmp_path / "Dockerfile").write_text("FROM sbuild-busybox AS slow\nRUN echo started-slow && sleep 60\n")
+    (tmp_path / "Dockerfile").write_text(f"FROM {BASE_IMAGE} AS slow\nRUN echo started-slow && sleep 60\n")
     r = tmp_path / "r.json"
     proc = subprocess.Popen([*sbuild_cmd(), "--no-cache", "--progress=plain", "--report", str(r), str(tmp_path)],
                             stderr=subprocess.PIPE, text=True)

@@ -87,7 +87,7 @@ def test_missing_base_image_fails_once_and_fast(tmp_path: Path) -> None:
 def test_failing_run_step_is_not_retried(tmp_path: Path) -> None:
     d = tmp_path / "fail"
     d.mkdir()
-    (d / "Dockerfile").write_text("FROM sbuild-busybox\nRUN echo 'upstream said 503 Service Unavailable' && exit 5\n")
+    (d / "Dockerfile").write_text(f"FROM {BASE_IMAGE}\nRUN echo 'upstream said 503 Service Unavailable' && exit 5\n")
     r = tmp_path / "r.json"
     cp = sbuild(*FAST, "--report", str(r), str(d))
     assert cp.returncode == 1
@@ -112,7 +112,7 @@ def test_push_faults(fault: str, tmp_path: Path, proxies: list[FaultProxy]) -> N
     plain_proxy = FaultProxy(REGISTRY, fault, PUSH_FAULTS[fault], _is_upload_start_or_manifest_put)
     ours_proxy = FaultProxy(REGISTRY, fault, PUSH_FAULTS[fault], _is_upload_start_or_manifest_put)
     proxies += [plain_proxy, ours_proxy]
-    ctx = _context(tmp_path, "sbuild-busybox", "push")
+    ctx = _context(tmp_path, BASE_IMAGE, "push")
     name = f"sbuild-it/pushed-{uuid.uuid4().hex[:8]}"
     plain = docker("buildx", "build", "--push", "-t", f"{plain_proxy.addr}/{name}:plain", "--progress=plain",
                    str(ctx), check=False)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import EXAMPLE, REGISTRY, docker, report, sbuild
+from .conftest import BASE_IMAGE, EXAMPLE, REGISTRY, docker, report, sbuild
 
 pytestmark = pytest.mark.usefixtures("registry")
 
@@ -161,7 +161,7 @@ def test_newer_copy_flags_without_a_directive_are_left_to_the_builder_s_frontend
     (tmp_path / "src").mkdir()
     (tmp_path / "src" / "keep.txt").write_text("a\n")
     (tmp_path / "src" / "skip.md").write_text("b\n")
-    (tmp_path / "Dockerfile").write_text(f"FROM sbuild-busybox AS src\nCOPY {flag} src/keep.txt src/skip.md /out/\n"
+    (tmp_path / "Dockerfile").write_text(f"FROM {BASE_IMAGE} AS src\nCOPY {flag} src/keep.txt src/skip.md /out/\n"
                                          "FROM src AS final\nRUN ls -R /out\n")
     plain = docker("buildx", "build", "--progress=plain", str(tmp_path), check=False)
     r = tmp_path / "r.json"

@@ -94,7 +94,7 @@ def test_steps_are_numbered_as_buildkit_numbers_them() -> None:
     assert [(s["index"], s["text"]) for s in fp["build"]["steps"]] == [
         (1, "COPY src/ ./src/"), (2, "RUN sh src/build.sh src dist/app && chmod +x dist/app")]
     assert fp["build"]["from"] == {"stage": "base"}
-    assert fp["base"]["from"] == {"image": "sbuild-busybox:latest"}
+    assert fp["base"]["from"] == {"image": "localhost/sbuild-busybox:latest"}
     assert fp["deploy"]["steps"][0]["from_stage"] == "build" and "sources" not in fp["deploy"]["steps"][0]
     assert fp["build"]["steps"][0]["sources"] == ["src/"]
 
