@@ -90,6 +90,10 @@ def test_another_engine_as_a_builder_every_path(example: Path, tmp_path: Path, c
                                      capture_output=True, text=True, check=True).stdout)["tags"]
     assert {t.split("-", 1)[0] for t in tags if not t.startswith("_")} == {"lint", "test", "deploy"}
     assert rep["image"]["digest"] and rep["image"]["size"]  # from the pushed manifest, not an engine
+    # The docker driver keeps a pushed image in its engine too: the other engine, which the session's cleanup
+    # of DOCKER_HOST's engine never sees (one image per CI run stayed there).
+    subprocess.run(["docker", "--context", context_builder, "image", "rm", image], capture_output=True,
+                   env={**os.environ, "DOCKER_HOST": ""})
     # --load puts the deploy image in the builder's engine, not in DOCKER_HOST's.
     local = f"sbuild-it/ctx-load-{uuid.uuid4().hex[:8]}:1"
     cp = sbuild(*b, "--stage", "test,deploy", "-t", local, "--load", str(example), env=env)
