@@ -99,7 +99,7 @@ def test_a_changed_build_arg_is_named_its_value_never_shown(tmp_path: Path) -> N
 
 
 def test_a_base_tag_moved_to_another_image(tmp_path: Path) -> None:
-    base = f"sbuild-it/base-{uuid.uuid4().hex[:8]}:1"
+    base = f"localhost/sbuild-it/base-{uuid.uuid4().hex[:8]}:1"  # a loopback name: Engine 26 asks its registry
     docker("tag", BASE_IMAGE, base)
     ctx = tmp_path / "moved"
     ctx.mkdir()
