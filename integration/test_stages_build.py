@@ -86,7 +86,6 @@ def test_only_the_deploy_stage_gets_tags(tag_prefix: str, tmp_path: Path) -> Non
 def test_iidfile_to_a_pipe_is_written_not_replaced(tmp_path: Path) -> None:
     # buildx writes --iidfile by renaming a temp file over it: given a fifo (or /dev/stdout, as root) that
     # replaces it. sbuild hands buildx a temp file and writes the fifo itself.
-    import os
     import threading
 
     fifo = tmp_path / "iid.fifo"
@@ -123,8 +122,8 @@ def test_the_deploy_image_is_named_after_every_stage_passed_without_a_second_bui
     cp = sbuild("--stage", "lint,test,deploy", "-t", f"{tag_prefix}:fast", "--report", str(r), str(example),
                 env={"SBUILD_LOG": "debug"})
     assert cp.returncode == 0, cp.stderr[-3000:]
-    runs = [ln for ln in cp.stderr.splitlines() if ln.startswith("sbuild: run: ") and " buildx " in ln]
-    assert len(runs) == 1 and " bake " in runs[0], runs  # one session: no second, cached build
+    runs = [ln for ln in cp.stderr.splitlines() if ln.startswith("sbuild: run: ")]
+    assert len(runs) == 1 and "/docker-buildx bake " in runs[0], runs  # one session: no second, cached build
     lines = cp.stderr.splitlines()
     tag = next(i for i, ln in enumerate(lines) if ln.startswith("sbuild: engine: POST /images/sha256:"))
     # named once the stream showed every stage built, while bake wound down: not on the clock after it
@@ -142,21 +141,27 @@ def test_the_deploy_image_is_named_after_every_stage_passed_without_a_second_bui
 
 def test_names_given_while_bake_wound_down_are_taken_back_when_it_then_fails(example: Path, tmp_path: Path,
                                                                               tag_prefix: str) -> None:
-    # Every stage passes and the deploy image is named while bake winds down; then bake exits 1 (a docker
-    # on PATH that runs the real one and changes a bake's exit code: the stream is the engine's own). Each
-    # name must be back where it was: on the image it named before, or on none.
-    import shutil
+    # Every stage passes and the deploy image is named while bake winds down; then bake exits 1 (a buildx
+    # plugin where the docker CLI looks first, that runs the real one and changes a bake's exit code: the
+    # stream is the engine's own). Each name must be back where it was: on the image it named before, or on
+    # none.
+    from sbuild import process
 
-    real = shutil.which("docker")
+    real = process.plugin_path()
     assert real is not None
-    shim = tmp_path / "bin" / "docker"
-    shim.parent.mkdir()
+    config = Path(process.docker_config_dir())
+    shim_config = tmp_path / "docker-config"  # the same config and buildx state, another cli-plugins
+    (shim_config / "cli-plugins").mkdir(parents=True)
+    for entry in config.iterdir() if config.is_dir() else []:
+        if entry.name != "cli-plugins":
+            (shim_config / entry.name).symlink_to(entry)
+    shim = shim_config / "cli-plugins" / "docker-buildx"
     shim.write_text(f'#!/bin/sh\n"{real}" "$@"\nrc=$?\ncase " $* " in *" bake "*) exit 1;; esac\nexit $rc\n')
     shim.chmod(0o755)
     before = inspect(BASE_IMAGE)["Id"]
     docker("tag", BASE_IMAGE, f"{tag_prefix}:kept")
     cp = sbuild("--stage", "lint,test,deploy", "-t", f"{tag_prefix}:kept", "-t", f"{tag_prefix}:new", "--retries", "0",
-                str(example), env={"SBUILD_LOG": "debug", "PATH": f"{shim.parent}:{os.environ['PATH']}"})
+                str(example), env={"SBUILD_LOG": "debug", "DOCKER_CONFIG": str(shim_config)})
     assert cp.returncode == 1, cp.stderr[-3000:]
     lines = cp.stderr.splitlines()
     exit_at = lines.index("sbuild: exit 1: bake")

@@ -23,13 +23,12 @@ def fake(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Fake]:
     (bin_dir / "docker").symlink_to(FAKE / "docker")
     config = tmp_path / "docker-config"
     (config / "cli-plugins").mkdir(parents=True)
-    plugin = config / "cli-plugins" / "docker-buildx"
-    plugin.write_text("#!/bin/sh\n# fake buildx\n")
-    plugin.chmod(0o755)
+    (config / "cli-plugins" / "docker-buildx").symlink_to(FAKE / "docker")  # builds run it standalone
     monkeypatch.setenv("PATH", f"{bin_dir}:/usr/bin:/bin")
     monkeypatch.setenv("DOCKER_CONFIG", str(config))
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     monkeypatch.setenv("FAKE_DOCKER_LOG", str(tmp_path / "docker-calls.jsonl"))
+    monkeypatch.setenv("FAKE_DOCKER_DATA", str(FAKE.parent / "data"))  # for the copies Fake.buildx makes
     for var in ("GITHUB_STEP_SUMMARY", "BUILDKIT_PROGRESS", "DOCKER_BUILD_SUMMARY", "SBUILD_SUMMARY",
                 "FAKE_DOCKER_EXIT", "FAKE_BUILDX", "DOCKER_CONTEXT", "BUILDX_BUILDER"):
         monkeypatch.delenv(var, raising=False)

@@ -78,7 +78,9 @@ class Fake:
         self.mp.setenv("FAKE_BUILDX", version)
         # Another buildx binary: a new key for sbuild's cache of the installed flag set.
         plugin = Path(self.mp_config) / "cli-plugins" / "docker-buildx"
-        plugin.write_text(f"#!/bin/sh\n# fake buildx {version}\n")
+        plugin.unlink()  # a copy of the fake (not the link to it), one line longer
+        plugin.write_text((FAKE / "docker").read_text() + f"# fake buildx {version}\n")
+        plugin.chmod(0o755)
         installed._memo = None
 
     mp_config = ""

@@ -229,6 +229,7 @@ def test_several_stages_with_deploy_then_the_image_and_every_output_file(fake: F
     err = capsys.readouterr().err
     bake, final = fake.builds()
     assert bake["argv"][:2] == ["buildx", "bake"] and set(bake["bake"]["target"]) == {"lint", "test", "deploy"}
+    assert bake["via"] == final["via"] == "plugin"  # buildx run standalone, not through the docker CLI
     outputs = {n: t["output"] for n, t in bake["bake"]["target"].items()}
     assert outputs == {"lint": ["type=cacheonly"], "test": ["type=cacheonly"], "deploy": ["type=docker"]}
     assert not any("tags" in t for t in bake["bake"]["target"].values())  # no name before every stage passed

@@ -32,15 +32,24 @@ def test_other_failures_are_the_builds_own() -> None:
     assert process.diagnose(1, 'ERROR: failed to solve: process "/bin/sh -c false" did not complete') is None
 
 
-# run_build against a real child: a shell script standing in for docker (what it does is the test's).
+# run_build against a real child: a shell script standing in for the buildx plugin, found where the docker
+# CLI finds it, and run standalone (what it does is the test's). The `docker` beside it must not be run.
 
 def _docker(tmp_path, monkeypatch, script: str) -> None:
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir(exist_ok=True)
-    exe = bin_dir / "docker"
-    exe.write_text("#!/bin/sh\n" + script)
-    exe.chmod(0o755)
+    _exe(bin_dir / "docker", "echo 'the docker CLI ran' >&2; exit 99\n")
+    config = tmp_path / "docker-config"
+    _exe(config / "cli-plugins" / "docker-buildx", script)
     monkeypatch.setenv("PATH", f"{bin_dir}:/usr/bin:/bin")
+    monkeypatch.setenv("DOCKER_CONFIG", str(config))
+
+
+def _exe(path, script: str):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("#!/bin/sh\n" + script)
+    path.chmod(0o755)
+    return path
 
 
 def _run(on_chunk=None):
@@ -62,7 +71,50 @@ def test_run_build_streams_stderr_and_keeps_the_exit_code(tmp_path, monkeypatch)
     _docker(tmp_path, monkeypatch, 'echo "args: $*" >&2\nprintf "\\303\\251t\\303" >&2\nexit 3\n')
     result, text = _run()
     assert result == process.BuildResult(3)
-    assert text == "args: buildx build x\nét\ufffd"  # split UTF-8 decoded whole, a cut one replaced
+    assert text == "args: build x\nét\ufffd"  # split UTF-8 decoded whole, a cut one replaced
+
+
+def test_the_plugin_is_found_where_the_docker_cli_looks_first(tmp_path, monkeypatch) -> None:
+    # docker/cli's getPluginDirs: the config's cliPluginsExtraDirs, then $DOCKER_CONFIG/cli-plugins, then the
+    # system directories.
+    import json
+
+    _docker(tmp_path, monkeypatch, "exit 0\n")
+    config = tmp_path / "docker-config"
+    assert process.plugin_path() == str(config / "cli-plugins" / "docker-buildx")
+    extra = _exe(tmp_path / "extra" / "docker-buildx", "exit 0\n")
+    (config / "config.json").write_text(json.dumps({"cliPluginsExtraDirs": [str(tmp_path / "none"),
+                                                                             str(extra.parent)]}))
+    assert process.plugin_path() == str(extra)
+    assert process.plugin_dirs()[:3] == [str(tmp_path / "none"), str(extra.parent), str(config / "cli-plugins")]
+    (config / "config.json").write_text("{not json")  # the CLI warns and looks in the other places
+    assert process.plugin_path() == str(config / "cli-plugins" / "docker-buildx")
+
+
+def test_the_plugin_runs_standalone_even_when_a_plugin_ran_sbuild(tmp_path, monkeypatch) -> None:
+    # Set, it makes buildx run as the docker CLI's child (plugin mode), whose CLI is not there.
+    monkeypatch.setenv("DOCKER_CLI_PLUGIN_ORIGINAL_CLI_COMMAND", "/usr/bin/docker")
+    _docker(tmp_path, monkeypatch, 'echo "[$DOCKER_CLI_PLUGIN_ORIGINAL_CLI_COMMAND] $*" >&2\n')
+    _, text = _run()
+    assert text == "[] build x\n"
+
+
+def test_without_a_plugin_where_the_cli_looks_docker_buildx_runs(tmp_path, monkeypatch) -> None:
+    # A docker CLI with buildx built in, or a shim: sbuild runs `docker buildx` as before.
+    monkeypatch.setattr(process, "SYSTEM_PLUGIN_DIRS", ())
+    _docker(tmp_path, monkeypatch, "exit 0\n")
+    (tmp_path / "docker-config" / "cli-plugins" / "docker-buildx").unlink()
+    _exe(tmp_path / "bin" / "docker", 'echo "docker $*" >&2\n')
+    assert _run() == (process.BuildResult(0), "docker buildx build x\n")
+
+
+def test_no_docker_cli_is_still_docker_not_found(tmp_path, monkeypatch) -> None:
+    from sbuild.errors import DockerNotFound
+
+    _docker(tmp_path, monkeypatch, "exit 0\n")
+    (tmp_path / "bin" / "docker").unlink()
+    with pytest.raises(DockerNotFound):
+        _run()
 
 
 def test_sigpipe_is_a_child_s_default_again(tmp_path, monkeypatch) -> None:

@@ -6,8 +6,7 @@ keyed by the binary's (path, size, mtime): a new buildx is learned again, and a 
 on its start-up path once the binary is known. The lookup itself happens only when a command line holds a
 flag that not every supported buildx has (see flags.VERSIONED), or a version-dependent choice is made.
 
-The plugin is found as the docker CLI finds it: `$DOCKER_CONFIG/cli-plugins` (default `~/.docker`), the
-config's `cliPluginsExtraDirs`, then the system directories.
+The plugin is found as the docker CLI finds it (process.plugin_path).
 """
 
 from __future__ import annotations
@@ -17,8 +16,6 @@ import os
 import re
 from typing import NamedTuple
 
-SYSTEM_PLUGIN_DIRS = ("/usr/local/lib/docker/cli-plugins", "/usr/local/libexec/docker/cli-plugins",
-                      "/usr/lib/docker/cli-plugins", "/usr/libexec/docker/cli-plugins")
 CACHE_VERSION = 1
 
 # pflag's type names in a --help line -> sbuild's flag kinds.
@@ -45,28 +42,6 @@ class Buildx(NamedTuple):
     @property
     def version_text(self) -> str:
         return ".".join(map(str, self.version))
-
-
-def plugin_dirs() -> list[str]:
-    from .process import docker_config_dir
-
-    config = docker_config_dir()
-    dirs = [os.path.join(config, "cli-plugins")]
-    try:
-        with open(os.path.join(config, "config.json")) as f:
-            extra = json.load(f).get("cliPluginsExtraDirs") or []
-        dirs += [str(d) for d in extra]
-    except (OSError, ValueError, AttributeError):
-        pass
-    return dirs + list(SYSTEM_PLUGIN_DIRS)
-
-
-def plugin_path() -> str | None:
-    for d in plugin_dirs():
-        p = os.path.join(d, "docker-buildx")
-        if os.access(p, os.X_OK) and not os.path.isdir(p):
-            return p
-    return None
 
 
 def parse_help(text: str) -> dict[str, tuple[str | None, str]]:
@@ -109,6 +84,8 @@ def buildx() -> Buildx:
     global _memo
     if _memo is not None:
         return _memo
+    from .process import plugin_path
+
     path = plugin_path()
     key = _key(path)
     cache_file = _cache_path()

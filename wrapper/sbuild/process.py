@@ -1,9 +1,9 @@
 """The one module that runs Docker. Everything else is pure.
 
-Builds run `docker buildx build … --progress=rawjson` as a child in its own process group; its
-stderr (the progress stream) is read in chunks and handed to a callback, its stdout (`-q`,
-`--output -`) goes straight to ours. Ctrl-C / SIGTERM are forwarded to the whole group, so the
-buildx plugin process (a child of `docker`) is never left behind.
+Builds run `docker buildx build … --progress=rawjson` (the buildx plugin itself, standalone: see
+buildx_command) as a child in its own process group; its stderr (the progress stream) is read in chunks
+and handed to a callback, its stdout (`-q`, `--output -`) goes straight to ours. Ctrl-C / SIGTERM are
+forwarded to the whole group, so nothing buildx started is left behind.
 """
 
 from __future__ import annotations
@@ -62,6 +62,58 @@ def docker_bin() -> str:
     return path
 
 
+SYSTEM_PLUGIN_DIRS = ("/usr/local/lib/docker/cli-plugins", "/usr/local/libexec/docker/cli-plugins",
+                      "/usr/lib/docker/cli-plugins", "/usr/libexec/docker/cli-plugins")
+_REEXEC = "DOCKER_CLI_PLUGIN_ORIGINAL_CLI_COMMAND"  # set: a plugin runs as the CLI's child, not standalone
+
+
+def plugin_dirs() -> list[str]:
+    """Where the docker CLI looks for plugins, in its order (docker/cli's getPluginDirs): the config's
+    cliPluginsExtraDirs, $DOCKER_CONFIG/cli-plugins, then the system directories."""
+    config = docker_config_dir()
+    extra: list[str] = []
+    try:
+        with open(os.path.join(config, "config.json"), "rb") as f:
+            text = f.read()
+    except OSError:
+        text = b""
+    if b"cliPluginsExtraDirs" in text:  # json (and re) only then: ~5 ms before buildx could start
+        import json
+
+        try:
+            extra = [str(d) for d in json.loads(text).get("cliPluginsExtraDirs") or []]
+        except (ValueError, AttributeError, TypeError):
+            extra = []  # the CLI warns of a config it cannot read, and looks in the other places
+    return [*extra, os.path.join(config, "cli-plugins"), *SYSTEM_PLUGIN_DIRS]
+
+
+def plugin_path() -> str | None:
+    """The docker-buildx binary `docker buildx` would run; None when the CLI would find none."""
+    for d in plugin_dirs():
+        p = os.path.join(d, "docker-buildx")
+        if os.access(p, os.X_OK) and not os.path.isdir(p):
+            return p
+    return None
+
+
+def buildx_command(subcommand: Sequence[str]) -> tuple[list[str], dict[str, str] | None]:
+    """The argv (and environment, None: ours) that runs `docker buildx SUBCOMMAND`. The buildx plugin
+    binary the CLI would pick, run standalone as Docker Compose runs bake: the docker CLI's own start and
+    its plugin-metadata call (`docker-buildx docker-cli-plugin-metadata`) cost ~55 ms of wall and CPU per
+    build, beside the engine on a small machine. Standalone buildx reads the same config, context,
+    DOCKER_HOST and builder state, and exits with the same codes; what differs is the wording of its own
+    flag errors, and sbuild refuses those flags itself, in the CLI's words, before buildx runs (flags.py).
+    Without a plugin where the CLI looks (a CLI built with buildx in, a docker shim): `docker buildx`."""
+    docker = docker_bin()  # no docker CLI is still 127, as for `docker build`, though buildx could run alone
+    exe = plugin_path() if subcommand and subcommand[0] == "buildx" else None
+    if exe is None:
+        return [docker, *subcommand], None
+    env = None
+    if _REEXEC in os.environ:  # sbuild run by a docker CLI plugin: buildx must not think the CLI ran it
+        env = {k: v for k, v in os.environ.items() if k != _REEXEC}
+    return [exe, *subcommand[1:]], env
+
+
 def _daemon_address() -> str:
     return os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
 
@@ -102,7 +154,10 @@ def run_build(
 
     Spawned with posix_spawn rather than subprocess: subprocess (with locale, selectors, signal's enums)
     costs ~12 ms to import, paid before buildx could start."""
-    cmd = [docker_bin(), *subcommand, *args]
+    cmd, own_env = buildx_command(subcommand)
+    cmd += args
+    if own_env is not None:
+        env = own_env if env is None else {k: v for k, v in env.items() if k != _REEXEC}
     if os.environ.get("SBUILD_LOG"):
         debug("run: " + masker.text(_join(cmd)))
     r, w = os.pipe()  # both ends close-on-exec; the child gets w as its stderr through dup2
