@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -137,6 +138,72 @@ def test_the_deploy_image_is_named_after_every_stage_passed_without_a_second_bui
     assert cp.returncode == 1
     assert "engine: POST" not in cp.stderr
     assert docker("image", "inspect", f"{tag_prefix}:failed", check=False).returncode != 0
+
+
+def test_quiet_and_iidfile_get_the_id_of_the_image_named_in_the_session(example: Path, tmp_path: Path,
+                                                                         tag_prefix: str) -> None:
+    # -q and --iidfile no longer cost a second, cached build: the deploy image is named in the stages'
+    # session and its ID is the engine's, which is what buildx writes (checked below with a plain buildx build).
+    import threading
+    import uuid
+
+    (example / "src" / "build.sh").write_text((example / "src" / "build.sh").read_text() + f"\n# {uuid.uuid4()}\n")
+    iid = tmp_path / "iid"
+    iid.write_text("sha256:" + "0" * 64)  # an earlier build's
+    cp = sbuild("-q", "--stage", "lint,test,deploy", "-t", f"{tag_prefix}:q", "--iidfile", str(iid), str(example),
+                env={"SBUILD_LOG": "debug"})
+    assert cp.returncode == 0, cp.stderr[-3000:]
+    runs = [ln for ln in cp.stderr.splitlines() if ln.startswith("sbuild: run: ")]
+    assert len(runs) == 1 and "/docker-buildx bake " in runs[0], runs  # no second build
+    image_id = inspect(f"{tag_prefix}:q")["Id"]
+    assert cp.stdout == image_id + "\n"
+    assert iid.read_text() == image_id  # as buildx writes it: no newline
+    # The rule that relies on, on this engine: buildx's own --iidfile is the engine's ID of what it built.
+    plain = tmp_path / "plain-iid"
+    docker("buildx", "build", "-q", "--target", "deploy", "-t", f"{tag_prefix}:plain", "--iidfile", str(plain),
+           str(example))
+    assert plain.read_text() == inspect(f"{tag_prefix}:plain")["Id"]
+    # To a fifo: written, not replaced.
+    fifo = tmp_path / "iid.fifo"
+    os.mkfifo(fifo)
+    got: list[str] = []
+    reader = threading.Thread(target=lambda: got.append(fifo.read_text()))
+    reader.start()
+    cp = sbuild("--stage", "test,deploy", "-t", f"{tag_prefix}:fifo", "--iidfile", str(fifo), str(example))
+    reader.join(timeout=30)
+    assert cp.returncode == 0, cp.stderr[-2000:]
+    assert fifo.is_fifo() and got == [inspect(f"{tag_prefix}:fifo")["Id"]]
+    # A failing stage: no ID printed, and the earlier build's file is gone, as buildx removes it first.
+    (example / "tests" / "run.sh").write_text("echo 'FAIL - on purpose'; exit 1\n")
+    cp = sbuild("-q", "--stage", "lint,test,deploy", "-t", f"{tag_prefix}:failed", "--iidfile", str(iid), str(example))
+    assert cp.returncode == 1 and cp.stdout == ""
+    assert not iid.exists()
+
+
+def test_quiet_with_stages_on_the_classic_image_store(tmp_path: Path, classic_daemon: str) -> None:
+    # Without the containerd image store an image's ID is its config's digest, not its manifest's: -q with
+    # stages prints the ID buildx would (the engine's). (There the deploy image is made by the second build:
+    # sbuild does not read the export's digest from that store's stream. COPY steps only: that dockerd's
+    # namespace has no bridge for RUN.)
+    env = {**os.environ, "DOCKER_HOST": classic_daemon}
+    (tmp_path / "app.txt").write_text("app\n")
+    (tmp_path / "Dockerfile").write_text(f"FROM {BASE_IMAGE} AS base\nCOPY app.txt /app.txt\n"
+                                         "FROM base AS test\nCOPY app.txt /tested.txt\n"
+                                         "FROM base AS deploy\nCOPY --from=test /tested.txt /tested.txt\n")
+
+    def classic_id(ref: str) -> str:
+        cp = subprocess.run(["docker", "image", "inspect", "-f", "{{.Id}}", ref], capture_output=True, text=True,
+                            env=env, check=True)
+        return cp.stdout.strip()
+
+    cp = sbuild("-q", "--stage", "test,deploy", "-t", "sbuild-it/classic:q", str(tmp_path),
+                env={"DOCKER_HOST": classic_daemon})
+    assert cp.returncode == 0, cp.stderr[-3000:]
+    assert cp.stdout == classic_id("sbuild-it/classic:q") + "\n"
+    plain = tmp_path / "plain-iid"
+    subprocess.run(["docker", "buildx", "build", "-q", "--target", "deploy", "-t", "sbuild-it/classic:plain",
+                    "--iidfile", str(plain), str(tmp_path)], env=env, check=True, capture_output=True)
+    assert plain.read_text() == classic_id("sbuild-it/classic:plain")
 
 
 def test_names_given_while_bake_wound_down_are_taken_back_when_it_then_fails(example: Path, tmp_path: Path,

@@ -59,3 +59,16 @@ def test_no_temp_directory_is_made_for_a_plain_build(fake: Fake, monkeypatch: py
 def test_a_missing_tmpdir_falls_back_as_tempfile_does(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TMPDIR", "/nonexistent/sbuild")
     assert os.path.dirname(build.tmpdir_path()) == "/tmp"
+
+
+def test_an_earlier_iidfile_is_gone_when_the_stages_fail(fake: Fake, tmp_path: Path,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    # buildx removes --iidfile first; with --stage the build that writes it runs only after every stage
+    # passed (or is none: the session's own image), so sbuild removes it first, as buildx would.
+    iid = tmp_path / "iid"
+    iid.write_text("sha256:" + "0" * 64)
+    fake.stream("buildx-0.13/pipeline-fail-test")  # recorded: the test stage fails (see its .cmd)
+    assert cli.main(["--stage", "test,deploy", "-t", "app:1", "--iidfile", str(iid), str(PIPELINE)]) == 1
+    assert not iid.exists()
+    assert len(fake.builds()) == 1  # the stages' session only: deploy's image is never made
+    capsys.readouterr()

@@ -306,7 +306,7 @@ def _prepare(cmd: BuildCommand, notes: list[str], err: TextIO, tmpdir: str) -> P
     cache, lock = cache_settings(cmd, plan, lambda line: say(line, mode, masker, err)) if early else (None, None)
     special = special_files(cmd, tmpdir)
     prints_id = prints_image_id(cmd)
-    setting = planning.Setting(cmd, plan, cache, fast_finalize(cmd, plan, prints_id), prints_id, special, tmpdir)
+    setting = planning.Setting(cmd, plan, cache, fast_finalize(cmd, plan), prints_id, special, tmpdir)
     notes = [*notes, *plan.notes]
     for note in notes:
         say(note, mode, masker, err)
@@ -398,15 +398,16 @@ def special_files(cmd: BuildCommand, tmpdir: str) -> dict[str, str]:
     return out
 
 
-def fast_finalize(cmd: BuildCommand, plan: Plan, prints_id: bool) -> bool:
+def fast_finalize(cmd: BuildCommand, plan: Plan) -> bool:
     """Whether the deploy image can be made in the stages' own session and named afterwards: the docker
     driver of the engine at DOCKER_HOST (a unix socket sbuild can ask), tags and nothing else that shapes
-    the image's output (no --push, -o, --iidfile, --metadata-file, -q, attestations, several platforms).
-    Everywhere else the second, cached build makes it."""
+    the image's output (no --push, -o, --metadata-file, attestations, several platforms). -q and
+    --iidfile get the image ID from the engine (_finalize). Everywhere else the second, cached build
+    makes it."""
     if not plan.finalize or not cmd.has("tag"):
         return False
-    if any(cmd.has(f) for f in ("push", "output", "iidfile", "metadata-file", "annotation", "attest",
-                                "provenance", "sbom", "builder")) or cmd.flag("quiet") or prints_id:
+    if any(cmd.has(f) for f in ("push", "output", "metadata-file", "annotation", "attest",
+                                "provenance", "sbom", "builder")):
         return False
     if len([p for v in cmd.values("platform") for p in v.split(",") if p]) > 1:
         return False
@@ -433,6 +434,7 @@ class _Build:
         self.hooks = hooks
         self.stdin_copy: str | None = None  # stdin (context or Dockerfile), kept for further attempts
         self.named: Named | None = None  # the deploy image's names, given before buildx exited
+        self.image_id: str | None = None  # the named deploy image's ID, for -q and --iidfile (_finalize)
 
     @property
     def cmd(self) -> BuildCommand:
@@ -652,6 +654,14 @@ class _Build:
 
     def run(self) -> BuildOutcome:
         started = time.time()
+        iidfile = self.cmd.value("iidfile")
+        if iidfile and "iidfile" not in self.setting.special:
+            # As buildx does first: a failed build leaves no ID of an earlier one (with --stage, the build
+            # that writes it may never run, or be none: _take_id).
+            try:  # noqa: SIM105  (contextlib: ~1 ms on the start-up path)
+                os.remove(iidfile)
+            except FileNotFoundError:
+                pass
         try:
             attempts = self._attempts(finalizing=False)
             a, export_errors = self._after_cache_trouble(attempts.last)
@@ -684,14 +694,14 @@ class _Build:
         deploy = self.plan.deploy.key
         digest = exported_digest(session.model) if self.setting.tag_after else None
         named, self.named = self.named, None  # (another image: the tags below move the names to it)
-        if named is not None and named.image == digest:  # named while buildx wound down
+        if named is not None and named.image == digest and self._take_id(digest):  # named while buildx wound down
             self.say(f'every stage passed: the deploy stage "{deploy}" image is now ' + ", ".join(named.before))
             return Finalized(session, named.span, 0, None)
         if digest is not None:
             if self.hooks.on_image is not None:
                 self.hooks.on_image(digest)  # a no-op when the stream showed the export done (asked then)
             t0 = time.time()
-            if all(process.engine_tag(digest, ref) for ref in self.cmd.values("tag")):
+            if all(process.engine_tag(digest, ref) for ref in self.cmd.values("tag")) and self._take_id(digest):
                 self.say(f'every stage passed: the deploy stage "{deploy}" image is now '
                          + ", ".join(self.cmd.values("tag")))
                 return Finalized(session, (t0, time.time()), 0, None)
@@ -700,6 +710,19 @@ class _Build:
         t0 = time.time()
         again = self._attempts(finalizing=True)
         return Finalized(again.last, (t0, time.time()), len(again.last.model.steps), again)
+
+    def _take_id(self, digest: str) -> bool:
+        """-q and --iidfile: the named image's ID as the engine gives it, which is what buildx writes (the
+        image's config digest on the classic store, its manifest's on the containerd store). False when the
+        engine does not answer: the second build then writes them."""
+        if not (self.setting.prints_id or self.cmd.has("iidfile")):
+            return True
+        got = process.engine_json(f"/images/{digest}/json")
+        image_id = got.get("Id") if isinstance(got, dict) else None
+        if not isinstance(image_id, str) or not image_id.startswith("sha256:"):
+            return False
+        self.image_id = image_id
+        return True
 
     def _failure(self, a: _Attempt) -> FailureClass | None:
         """How an attempt failed, for the retry policy (None: it succeeded, or was interrupted). Classified
@@ -854,6 +877,13 @@ class _Build:
         if a.iidfile and os.path.exists(a.iidfile):
             with open(a.iidfile) as f:
                 image_id = f.read().strip()
+        elif self.image_id is not None:  # named in the stages' session: no buildx wrote it
+            image_id = self.image_id
+            dest = self.cmd.value("iidfile")
+            if dest:
+                from .files import write_atomic
+
+                write_atomic(dest, image_id)  # as buildx writes it: the ID, no newline
         if self.setting.prints_id and image_id:
             self.out.write(image_id + "\n")
             self.out.flush()
