@@ -165,7 +165,8 @@ def run_build(
     if stdin is not None:
         actions.append((os.POSIX_SPAWN_DUP2, stdin if isinstance(stdin, int) else stdin.fileno(), 0))
     try:
-        # setsid: its own process group, so a signal reaches the buildx plugin (docker's child) too.
+        # setsid: its own process group, so a signal reaches buildx and whatever it started (docker's plugin
+        # child, where sbuild runs `docker buildx`).
         pid = os.posix_spawn(cmd[0], cmd, os.environ if env is None else env, file_actions=actions, setsid=True,
                              setsigdef=_RESTORED)
     except OSError as e:
