@@ -72,3 +72,13 @@ def test_an_earlier_iidfile_is_gone_when_the_stages_fail(fake: Fake, tmp_path: P
     assert not iid.exists()
     assert len(fake.builds()) == 1  # the stages' session only: deploy's image is never made
     capsys.readouterr()
+
+
+def test_an_iidfile_that_cannot_be_removed_fails_before_the_build(fake: Fake,
+                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    # buildx 0.13.1, measured: `docker buildx build --iidfile /proc/version .` says
+    # "ERROR: removing image ID file: remove /proc/version: operation not permitted" and exits 1 before it
+    # builds (a regular file not even root may remove). sbuild the same, with no traceback.
+    assert cli.main(["--stage", "test,deploy", "-t", "app:1", "--iidfile", "/proc/version", str(PIPELINE)]) == 1
+    assert capsys.readouterr().err == "ERROR: removing image ID file: remove /proc/version: operation not permitted\n"
+    assert fake.builds() == []

@@ -658,10 +658,13 @@ class _Build:
         if iidfile and "iidfile" not in self.setting.special:
             # As buildx does first: a failed build leaves no ID of an earlier one (with --stage, the build
             # that writes it may never run, or be none: _take_id).
-            try:  # noqa: SIM105  (contextlib: ~1 ms on the start-up path)
+            try:
                 os.remove(iidfile)
             except FileNotFoundError:
                 pass
+            except OSError as e:  # buildx fails then too, in these words, before it builds
+                raise BuildxError(f"removing image ID file: remove {iidfile}: "
+                                  f"{(e.strerror or str(e)).lower()}") from e
         try:
             attempts = self._attempts(finalizing=False)
             a, export_errors = self._after_cache_trouble(attempts.last)
