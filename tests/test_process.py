@@ -198,3 +198,37 @@ def test_a_short_command_s_output_exit_code_and_deadline(tmp_path) -> None:
     os.system(f"git init -q -b trunk {subdir}")
     assert process.git(["symbolic-ref", "--short", "HEAD"], str(subdir)) == "trunk"  # runs in cwd (git -C)
     assert process.git(["rev-parse", "HEAD"], str(subdir)) is None  # no commit yet: git fails
+
+
+def test_a_kept_engine_answer_is_read_again_without_a_second_request(monkeypatch, tmp_path) -> None:
+    # -q's image ID and the record's image facts read one answer about the deploy image (build._take_id).
+    import socket
+    import threading
+
+    sock_path = str(tmp_path / "engine.sock")
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(sock_path)
+    server.listen(4)
+    requests: list[bytes] = []
+
+    def serve() -> None:
+        while True:
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                return
+            with conn:
+                requests.append(conn.recv(4096).split(b"\r\n", 1)[0])
+                conn.sendall(b'HTTP/1.0 200 OK\r\nContent-Type: application/json\r\n\r\n{"Id": "sha256:ab"}')
+
+    threading.Thread(target=serve, daemon=True).start()
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{sock_path}")
+    monkeypatch.delenv("DOCKER_CONTEXT", raising=False)
+    try:
+        assert process.engine_json("/images/x/json", keep=True) == {"Id": "sha256:ab"}
+        assert process.engine_json("/images/x/json") == {"Id": "sha256:ab"}  # the kept answer, taken
+        assert requests == [b"GET /images/x/json HTTP/1.0"]
+        assert process.engine_json("/images/x/json") == {"Id": "sha256:ab"}  # taken: asked again
+        assert len(requests) == 2
+    finally:
+        server.close()

@@ -720,7 +720,7 @@ class _Build:
         engine does not answer: the second build then writes them."""
         if not (self.setting.prints_id or self.cmd.has("iidfile")):
             return True
-        got = process.engine_json(f"/images/{digest}/json")
+        got = process.engine_json(f"/images/{digest}/json", keep=True)  # the record's image facts read it too
         image_id = got.get("Id") if isinstance(got, dict) else None
         if not isinstance(image_id, str) or not image_id.startswith("sha256:"):
             return False

@@ -413,22 +413,32 @@ def engine_json_soon(path: str, timeout: float = 10.0) -> None:
     t.start()
 
 
-def engine_answer(path: str, timeout: float = 10.0) -> tuple[bytes, bytes] | None:
+_kept: dict[str, tuple[bytes, bytes] | None] = {}
+
+
+def engine_answer(path: str, timeout: float = 10.0, *, keep: bool = False) -> tuple[bytes, bytes] | None:
     """(status, body) of a GET of `path` from the Engine API, taken from engine_json_soon when it was asked
-    already. None when there is no socket to ask or it failed."""
+    already. None when there is no socket to ask or it failed. keep: the next reader of `path` gets this
+    same answer instead of asking again (an image's facts by its ID, wanted twice after a build)."""
+    if path in _kept:
+        return _kept[path] if keep else _kept.pop(path)
     if path in _soon:
         t, box = _soon.pop(path)
         t.join(timeout)
-        return box[0] if box else None
-    return _engine_request("GET", path, timeout)
+        got = box[0] if box else None
+    else:
+        got = _engine_request("GET", path, timeout)
+    if keep:
+        _kept[path] = got
+    return got
 
 
-def engine_json(path: str, timeout: float = 10.0) -> object | None:
+def engine_json(path: str, timeout: float = 10.0, *, keep: bool = False) -> object | None:
     """GET `path` from the Docker Engine API (e.g. /images/ID/json): a few ms, against ~30 ms for `docker
     image inspect`. None on anything but a 200 with JSON (the caller then does without)."""
     import json
 
-    got = engine_answer(path, timeout)
+    got = engine_answer(path, timeout, keep=keep)
     if got is None or got[0] != b"200":
         return None
     try:
