@@ -161,6 +161,29 @@ def test_the_stat_cache_spares_unchanged_files(tmp_path: Path, monkeypatch: pyte
     assert read == [str(ctx / "d/f3")]
 
 
+def test_a_file_hashes_alike_by_the_builtin_sha256_and_by_openssl(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    # Small files go through CPython's own sha256 (no OpenSSL to load beside the build), and once 1 MiB in
+    # all was hashed that way, through hashlib's: the hash a record keeps must not depend on which.
+    import hashlib
+
+    used: list[str] = []
+    builtin = fingerprint.sha256
+    monkeypatch.setattr(fingerprint, "sha256", lambda *a: used.append("builtin") or builtin(*a))
+    monkeypatch.setattr(hashlib, "sha256", lambda *a, _real=hashlib.sha256: used.append("openssl") or _real(*a))
+    small, big = tmp_path / "small", tmp_path / "big"
+    small.write_bytes(b"echo hello\n" * 10)
+    big.write_bytes(os.urandom(fingerprint.BUILTIN_BYTES))
+    monkeypatch.setattr(fingerprint, "_builtin_left", [fingerprint.BUILTIN_BYTES])
+    by_builtin = fingerprint._file_hash(str(small), small.lstat())
+    by_openssl_big = fingerprint._file_hash(str(big), big.lstat())  # more than is left: OpenSSL from now on
+    by_openssl = fingerprint._file_hash(str(small), small.lstat())
+    assert used == ["builtin", "openssl", "openssl"]
+    assert by_builtin == by_openssl
+    monkeypatch.setattr(fingerprint, "_builtin_left", [2 * fingerprint.BUILTIN_BYTES])
+    assert fingerprint._file_hash(str(big), big.lstat()) == by_openssl_big and used[-1] == "builtin"
+
+
 @pytest.mark.parametrize("sources, want", [
     (["src/"], ["src/a.js", "src/lib/b.js"]),
     (["src/*.js"], ["src/a.js"]),

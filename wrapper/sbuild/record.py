@@ -329,9 +329,8 @@ class Recorder:
 
     def _fingerprint(self) -> None:
         """This build's step inputs (fingerprint.py), for explaining its misses and the next build's."""
-        import hashlib
-
         from . import fingerprint, ignore
+        from .fingerprint import sha256
         from .flags import build_arg_map
 
         cmd, plan = self.cmd, self.plan
@@ -349,13 +348,13 @@ class Recorder:
         cache = None
         if context is not None:
             cache = os.path.join(home(), "statcache",
-                                 hashlib.sha256(os.path.realpath(context).encode()).hexdigest()[:16] + ".marshal")
+                                 sha256(os.path.realpath(context).encode()).hexdigest()[:16] + ".marshal")
         fp, ctx = fingerprint.fingerprints(text, context, ignore.for_build(context or ".", path), args,
                                            [s.key for s in plan.graph.stages], key, syntax, cache)
         contexts = {}
         for kv in cmd.values("build-context"):
             name, _, value = kv.partition("=")
-            contexts[name] = "sha256:" + hashlib.sha256(value.encode()).hexdigest()[:16]
+            contexts[name] = "sha256:" + sha256(value.encode()).hexdigest()[:16]
         fp["build_contexts"] = contexts
         self.fingerprints, self.context = fp, ctx
 
